@@ -1,0 +1,3 @@
+from rollout_yaml.cli.main import main
+
+main()

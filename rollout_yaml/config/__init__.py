@@ -1,0 +1,1 @@
+"""Project files → validated, immutable models, with file:line:col diagnostics."""

@@ -1,0 +1,341 @@
+"""Reads a project's files for one environment into models, collecting every diagnostic.
+
+Each file is read on its own, so one broken file never hides another's problems. Definitions
+(`connectors/`, `automations/`) shared by live environments are read once per `FileCache`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from rollout_yaml.config.diagnostics import Diagnostic, Severity
+from rollout_yaml.config.errors import validation_diagnostics
+from rollout_yaml.config.models import Blueprint, Connector, Consumer, EnvironmentSettings
+from rollout_yaml.config.models.connector import builtin_schedule
+from rollout_yaml.config.models.release import ReleaseManifest
+from rollout_yaml.config.project import Layout, yaml_files
+from rollout_yaml.config.secrets import Interpolated, interpolate, load_secret_files
+from rollout_yaml.config.source import SourceFile, YamlProblem, read_source
+
+M = TypeVar("M", bound=BaseModel)
+
+BUILTIN_APPS = frozenset({"schedule"})
+
+
+@dataclass(frozen=True)
+class Loaded(Generic[M]):
+    """A validated model and the file it came from (None for built-ins)."""
+
+    model: M
+    source: SourceFile | None
+    interpolated: Interpolated | None = None
+
+
+@dataclass(frozen=True)
+class Definitions:
+    """Connectors and blueprints, from the project or from a frozen release."""
+
+    connectors: Mapping[str, Loaded[Connector]]
+    blueprints: Mapping[str, Loaded[Blueprint]]
+    diagnostics: tuple[Diagnostic, ...]
+    files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EnvironmentConfig:
+    """Everything one environment runs, validated file by file (cross-checks come later)."""
+
+    name: str
+    layout: Layout
+    settings: Loaded[EnvironmentSettings]
+    definitions: Definitions
+    consumers: Mapping[str, Loaded[Consumer]]
+    variables: Mapping[str, str]
+    files: tuple[str, ...]
+
+    @property
+    def connectors(self) -> Mapping[str, Loaded[Connector]]:
+        return self.definitions.connectors
+
+    @property
+    def blueprints(self) -> Mapping[str, Loaded[Blueprint]]:
+        return self.definitions.blueprints
+
+
+@dataclass
+class FileCache:
+    """Definitions already read in this process run, keyed by folder."""
+
+    definitions: dict[Path, Definitions] = field(default_factory=dict)
+
+
+def load_model(
+    source: SourceFile,
+    model: type[M],
+    name_field: str,
+    expected: str | None,
+    diagnostics: list[Diagnostic],
+    data: Any = None,
+) -> M | None:
+    """Validate one file's data as `model`; append diagnostics and return None on failure."""
+    data = source.data if data is None else data
+    if not isinstance(data, dict):
+        diagnostics.append(
+            source.diagnostic(
+                "RY004",
+                f"a {name_field} file must be a mapping with `{name_field}:` at the top",
+                hint=f"start the file with `{name_field}: {expected or '<name>'}`",
+            )
+        )
+        return None
+    name = data.get(name_field)
+    if expected is not None and isinstance(name, str) and name != expected:
+        diagnostics.append(
+            source.diagnostic(
+                "RY003",
+                f"`{name_field}: {name}` does not match the file name `{expected}`",
+                (name_field,),
+                hint=f"write `{name_field}: {expected}` or rename the file to `{name}.yaml`",
+            )
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        diagnostics.extend(validation_diagnostics(exc, source, model, data))
+        return None
+
+
+def _read(path: Path, layout: Layout, diagnostics: list[Diagnostic]) -> SourceFile | None:
+    try:
+        return read_source(path, layout.display(path))
+    except YamlProblem as problem:
+        diagnostics.append(problem.diagnostic)
+        return None
+
+
+def _load_folder(
+    folder: Path,
+    model: type[M],
+    name_field: str,
+    layout: Layout,
+    diagnostics: list[Diagnostic],
+    prepare: Callable[[SourceFile], Any] | None = None,
+) -> tuple[dict[str, Loaded[M]], list[str]]:
+    loaded: dict[str, Loaded[M]] = {}
+    seen: dict[str, str] = {}
+    files: list[str] = []
+    for path in yaml_files(folder):
+        display = layout.display(path)
+        files.append(display)
+        stem = path.stem
+        if stem in seen:
+            diagnostics.append(
+                Diagnostic(
+                    "RY701",
+                    f"`{stem}` is defined twice: {seen[stem]} and {display}",
+                    display,
+                    hint="keep one file and delete the other",
+                )
+            )
+            continue
+        seen[stem] = display
+        source = _read(path, layout, diagnostics)
+        if source is None:
+            continue
+        prepared = prepare(source) if prepare else None
+        data = prepared.data if isinstance(prepared, Interpolated) else None
+        instance = load_model(source, model, name_field, stem, diagnostics, data)
+        if instance is not None:
+            loaded[stem] = Loaded(instance, source, prepared)
+    return loaded, files
+
+
+def load_definitions(root: Path, layout: Layout, cache: FileCache | None = None) -> Definitions:
+    """Read `connectors/` and `automations/` under `root` (the project or a release folder)."""
+    if cache is not None and root in cache.definitions:
+        return cache.definitions[root]
+    diagnostics: list[Diagnostic] = []
+    connectors, connector_files = _load_folder(
+        root / "connectors", Connector, "app", layout, diagnostics
+    )
+    for key in BUILTIN_APPS & connectors.keys():
+        source = connectors.pop(key).source
+        assert source is not None
+        diagnostics.append(
+            source.diagnostic(
+                "RY209",
+                f"`{key}` is a built-in app and cannot be redefined",
+                ("app",),
+                hint="give the connector another name",
+            )
+        )
+    all_connectors: dict[str, Loaded[Connector]] = {"schedule": Loaded(builtin_schedule(), None)}
+    all_connectors.update(connectors)
+    blueprints, blueprint_files = _load_folder(
+        root / "automations", Blueprint, "blueprint", layout, diagnostics
+    )
+    result = Definitions(
+        connectors=MappingProxyType(all_connectors),
+        blueprints=MappingProxyType(blueprints),
+        diagnostics=tuple(diagnostics),
+        files=tuple(connector_files + blueprint_files),
+    )
+    if cache is not None:
+        cache.definitions[root] = result
+    return result
+
+
+def load_environment(
+    layout: Layout,
+    env: str,
+    *,
+    missing_secret: Severity = Severity.WARNING,
+    environ: Mapping[str, str] | None = None,
+    cache: FileCache | None = None,
+) -> tuple[EnvironmentConfig | None, list[Diagnostic]]:
+    """Read one environment: settings, its definitions (live or frozen) and its consumers."""
+    diagnostics: list[Diagnostic] = []
+    env_dir = layout.env_dir(env)
+    settings_path = env_dir / "environment.yaml"
+    if not settings_path.is_file():
+        known = layout.environments()
+        from rollout_yaml.config.suggest import did_you_mean
+
+        diagnostics.append(
+            Diagnostic(
+                "RY603",
+                f"no environment `{env}` (expected {layout.display(settings_path)})",
+                layout.display(settings_path),
+                hint=did_you_mean(env, known, noun="environments"),
+            )
+        )
+        return None, diagnostics
+    process_env = dict(os.environ if environ is None else environ)
+    settings_source = _read(settings_path, layout, diagnostics)
+    if settings_source is None:
+        return None, diagnostics
+    secret_files = []
+    if isinstance(settings_source.data, dict):
+        files = settings_source.data.get("secrets") or {}
+        secret_files = files.get("files", []) if isinstance(files, dict) else []
+    lookup = {**load_secret_files(env_dir, [str(f) for f in secret_files]), **process_env}
+    settings_vars = interpolate(settings_source.data, lookup)
+    _report_missing(settings_vars, settings_source, missing_secret, diagnostics)
+    settings = load_model(
+        settings_source, EnvironmentSettings, "environment", env, diagnostics, settings_vars.data
+    )
+    if settings is None:
+        return None, diagnostics
+
+    if settings.release == "frozen":
+        release_dir = env_dir / "release"
+        diagnostics.extend(check_release(release_dir, layout))
+        definitions = load_definitions(release_dir, layout, cache)
+    else:
+        definitions = load_definitions(layout.root, layout, cache)
+    diagnostics.extend(definitions.diagnostics)
+
+    def prepare(source: SourceFile) -> Interpolated:
+        result = interpolate(source.data, lookup)
+        _report_missing(result, source, missing_secret, diagnostics)
+        return result
+
+    consumers, consumer_files = _load_folder(
+        env_dir / "consumers", Consumer, "consumer", layout, diagnostics, prepare
+    )
+    config = EnvironmentConfig(
+        name=env,
+        layout=layout,
+        settings=Loaded(settings, settings_source, settings_vars),
+        definitions=definitions,
+        consumers=MappingProxyType(consumers),
+        variables=MappingProxyType(lookup),
+        files=(settings_source.display, *definitions.files, *consumer_files),
+    )
+    return config, diagnostics
+
+
+def _report_missing(
+    result: Interpolated, source: SourceFile, severity: Severity, out: list[Diagnostic]
+) -> None:
+    for path, name in result.missing:
+        out.append(
+            source.diagnostic(
+                "RY501",
+                f"variable `{name}` is not set",
+                path,
+                warning=severity is Severity.WARNING,
+                hint=f"export {name}=… or add it to a `secrets.files` dotenv file",
+            )
+        )
+
+
+def file_digest(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_release(release_dir: Path, layout: Layout) -> list[Diagnostic]:
+    """A frozen release must exist and match the sha256 of every file its manifest lists."""
+    manifest_path = release_dir / "release.yaml"
+    display = layout.display(manifest_path)
+    if not manifest_path.is_file():
+        return [
+            Diagnostic(
+                "RY601",
+                f"frozen environment has no release ({display} is missing)",
+                display,
+                hint="run `rollout-yaml promote <source-env> <this-env>`",
+            )
+        ]
+    diagnostics: list[Diagnostic] = []
+    source = _read(manifest_path, layout, diagnostics)
+    if source is None:
+        return diagnostics
+    manifest = load_model(source, ReleaseManifest, "promoted_from", None, diagnostics)
+    if manifest is None:
+        return diagnostics
+    listed = set(manifest.files)
+    for relative, digest in sorted(manifest.files.items()):
+        path = release_dir / relative
+        if not path.is_file():
+            diagnostics.append(
+                source.diagnostic(
+                    "RY601",
+                    f"release file {relative} is listed but missing",
+                    ("files", relative),
+                    key=True,
+                    hint="promote again to rewrite the release",
+                )
+            )
+        elif file_digest(path) != digest:
+            diagnostics.append(
+                Diagnostic(
+                    "RY602",
+                    f"{layout.display(path)} was edited by hand: its sha256 no longer "
+                    "matches release.yaml",
+                    layout.display(path),
+                    hint="edit the source environment's files and promote again",
+                )
+            )
+    for folder in ("connectors", "automations"):
+        for path in yaml_files(release_dir / folder):
+            relative = path.relative_to(release_dir).as_posix()
+            if relative not in listed:
+                diagnostics.append(
+                    Diagnostic(
+                        "RY602",
+                        f"{layout.display(path)} is not part of the release (not listed in "
+                        "release.yaml)",
+                        layout.display(path),
+                        hint="remove it, or promote again",
+                    )
+                )
+    return diagnostics

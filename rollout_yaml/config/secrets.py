@@ -1,0 +1,77 @@
+"""`${NAME}` references in environment and consumer files, resolved from the process
+environment and the environment's `secrets.files`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+from rollout_yaml.config.source import PathKey
+
+VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+WHOLE_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\}$")
+REDACTED = "***"
+
+
+@dataclass
+class Interpolated:
+    """Data with every `${NAME}` replaced, and what the replacement found."""
+
+    data: Any
+    referenced: set[PathKey] = field(default_factory=set)
+    missing: list[tuple[PathKey, str]] = field(default_factory=list)
+
+
+def load_secret_files(env_dir: Path, files: list[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for name in files:
+        path = env_dir / name
+        if path.is_file():
+            values.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+    return values
+
+
+def interpolate(data: Any, lookup: Mapping[str, str]) -> Interpolated:
+    result = Interpolated(data=None)
+    result.data = _walk(data, (), lookup, result)
+    return result
+
+
+def _walk(value: Any, path: PathKey, lookup: Mapping[str, str], out: Interpolated) -> Any:
+    if isinstance(value, str):
+        if "${" not in value:
+            return value
+        out.referenced.add(path)
+
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in lookup:
+                return lookup[name]
+            if default is not None:
+                return default
+            out.missing.append((path, name))
+            return ""
+
+        return VARIABLE.sub(replace, value)
+    if isinstance(value, dict):
+        return {k: _walk(v, (*path, k), lookup, out) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_walk(v, (*path, i), lookup, out) for i, v in enumerate(value)]
+    return value
+
+
+def is_reference(raw: Any) -> bool:
+    """True when a raw file value is exactly one `${NAME}` reference (how secrets are written)."""
+    return isinstance(raw, str) and bool(WHOLE_REFERENCE.match(raw))
+
+
+def redact(text: str, secrets: set[str] | frozenset[str]) -> str:
+    """Replace every known secret value in `text` with `***` (longest first)."""
+    for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text

@@ -1,0 +1,1 @@
+"""Expressions: JMESPath reads JSON, sandboxed Jinja writes values, JSON Schema checks them."""

@@ -1,0 +1,339 @@
+"""Compiles blueprints and consumers' automations, checking every mapping against the schemas
+of the trigger it reads and the action it feeds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from rollout_yaml.config.loader import Loaded
+from rollout_yaml.config.models import Blueprint, Consumer
+from rollout_yaml.config.models.consumer import BlueprintAutomation, InlineAutomation
+from rollout_yaml.config.source import PathKey, SourceFile
+from rollout_yaml.config.suggest import did_you_mean
+from rollout_yaml.expr.compiled import (
+    CompiledAction,
+    CompiledApp,
+    CompiledAutomation,
+    CompiledBlueprint,
+    CompiledConsumer,
+    CompiledTrigger,
+)
+from rollout_yaml.expr.context import AUTOMATION_NAMES, STATIC_NAMES, CompileContext
+from rollout_yaml.expr.schemas import Schema, property_names
+from rollout_yaml.expr.templates import RenderError, Template
+from rollout_yaml.expr.values import Tree, render_tree, templates_in
+
+
+class AutomationCompiler:
+    def __init__(
+        self,
+        ctx: CompileContext,
+        env_name: str,
+        apps: Mapping[str, CompiledApp],
+    ) -> None:
+        self.ctx = ctx
+        self.env_name = env_name
+        self.apps = apps
+
+    def _trigger(self, app: str, key: str) -> CompiledTrigger | None:
+        compiled = self.apps.get(app)
+        return compiled.triggers.get(key) if compiled else None
+
+    def _action(self, app: str, key: str) -> CompiledAction | None:
+        compiled = self.apps.get(app)
+        return compiled.actions.get(key) if compiled else None
+
+    # -- blueprints ----------------------------------------------------------------------
+
+    def blueprint(self, loaded: Loaded[Blueprint]) -> CompiledBlueprint:
+        bp, src = loaded.model, loaded.source
+        assert src is not None
+        self.ctx.schema(src, bp.params, ("params",))
+        trigger = self._trigger(bp.trigger.app, bp.trigger.trigger)
+        action = self._action(bp.action.app, bp.action.action)
+        trigger_input = self.ctx.tree(src, bp.trigger.input, ("trigger", "input"), STATIC_NAMES)
+        action_input = self.ctx.tree(src, bp.action.input, ("action", "input"), AUTOMATION_NAMES)
+        filter_query = self.ctx.query(src, bp.filter, ("filter",))
+        self._check_mapping(src, trigger, action, action_input, filter_query, (), bp.params)
+        for at, template in templates_in(trigger_input, ("trigger", "input")):
+            self.ctx.check_fields(
+                src, bp.params, template.paths("params"), at, "params", "the blueprint's params"
+            )
+        if action is not None:
+            self._check_literal_input(src, action, action_input, ("action", "input"), static={})
+        return CompiledBlueprint(
+            bp.blueprint, bp, src.display, trigger_input, action_input, filter_query
+        )
+
+    def _check_mapping(
+        self,
+        src: SourceFile,
+        trigger: CompiledTrigger | None,
+        action: CompiledAction | None,
+        action_input: Tree,
+        filter_query: Any,
+        base: PathKey,
+        params_schema: Mapping[str, Any] | None,
+    ) -> None:
+        if trigger is None:
+            return
+        payload_schema = trigger.payload_schema.schema
+        what = f"trigger `{trigger.app}/{trigger.key}`'s payload_schema"
+        for at, template in templates_in(action_input, (*base, "action", "input")):
+            self.ctx.check_fields(
+                src, payload_schema, template.paths("payload"), at, "payload", what
+            )
+            if params_schema is not None:
+                self.ctx.check_fields(
+                    src,
+                    params_schema,
+                    template.paths("params"),
+                    at,
+                    "params",
+                    "the blueprint's params",
+                )
+        if filter_query is not None:
+            self.ctx.check_fields(
+                src,
+                payload_schema,
+                filter_query.field_paths("payload"),
+                (*base, "filter"),
+                "payload",
+                what,
+            )
+
+    def _check_literal_input(
+        self,
+        src: SourceFile,
+        action: CompiledAction,
+        action_input: Tree,
+        at: PathKey,
+        static: Mapping[str, Any] | None,
+        report_at: PathKey | None = None,
+    ) -> None:
+        """Required inputs are given; values known before any event satisfy the input_schema.
+
+        With `static` (params, consumer, env), templates that read only those are rendered now.
+        """
+        given: dict[str, Any] = {}
+        dynamic: set[str] = set()
+        known = property_names(action.input_schema.schema)
+        for key in action_input or {}:
+            if known is not None and key not in known:
+                self.ctx.report(
+                    src,
+                    "RY402",
+                    f"action `{action.app}/{action.key}` has no input `{key}`",
+                    report_at or (*at, key),
+                    key=report_at is None,
+                    hint=did_you_mean(key, known, noun="inputs"),
+                )
+        for key, value in (action_input or {}).items():
+            if not isinstance(value, Template):
+                if not _has_template(value):
+                    given[key] = value
+                else:
+                    dynamic.add(key)
+            elif static is not None and value.names <= STATIC_NAMES and static:
+                try:
+                    rendered = value.render(static)
+                except RenderError:
+                    dynamic.add(key)
+                    continue
+                if rendered is not None:
+                    given[key] = rendered
+            else:
+                dynamic.add(key)
+        for violation in action.input_schema.violations(given):
+            if violation.validator == "required":
+                missing = violation.message.split("'")[1] if "'" in violation.message else ""
+                if missing in dynamic:
+                    continue
+                self.ctx.report(
+                    src,
+                    "RY403",
+                    f"action `{action.app}/{action.key}` requires input `{missing}`",
+                    report_at or at,
+                    hint=f"add `{missing}:` under input",
+                )
+                continue
+            if violation.path and violation.path[0] in dynamic:
+                continue
+            field = ".".join(str(p) for p in violation.path)
+            self.ctx.report(
+                src,
+                "RY402",
+                f"input `{field}` of `{action.app}/{action.key}`: {violation.message}"
+                if field
+                else f"input of `{action.app}/{action.key}`: {violation.message}",
+                report_at or (*at, *violation.path),
+            )
+
+    # -- consumers -----------------------------------------------------------------------
+
+    def consumer(
+        self, loaded: Loaded[Consumer], blueprints: Mapping[str, CompiledBlueprint]
+    ) -> tuple[CompiledConsumer, list[CompiledAutomation]]:
+        consumer, src = loaded.model, loaded.source
+        assert src is not None
+        automations = []
+        for key, entry in consumer.automations.items():
+            if isinstance(entry, BlueprintAutomation):
+                compiled = self._from_blueprint(src, consumer, key, entry, blueprints)
+            else:
+                compiled = self._inline(src, consumer, key, entry)
+            if compiled is not None:
+                automations.append(compiled)
+        return (
+            CompiledConsumer(
+                consumer.consumer,
+                consumer.name or consumer.consumer,
+                src.display,
+                MappingProxyType(dict(consumer.credentials)),
+            ),
+            automations,
+        )
+
+    def _static(self, consumer: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        return {"params": params, "consumer": {"key": consumer}, "env": {"name": self.env_name}}
+
+    def _from_blueprint(
+        self,
+        src: SourceFile,
+        consumer: Consumer,
+        key: str,
+        entry: BlueprintAutomation,
+        blueprints: Mapping[str, CompiledBlueprint],
+    ) -> CompiledAutomation | None:
+        bp = blueprints.get(entry.blueprint)
+        if bp is None:
+            return None
+        base: PathKey = ("automations", key)
+        params_schema = self.ctx.schema(None, bp.model.params, ())
+        for violation in params_schema.violations(entry.params):
+            code = "RY403" if violation.validator == "required" else "RY402"
+            where = (*base, "params", *violation.path)
+            self.ctx.report(
+                src,
+                code,
+                f"params of blueprint `{bp.key}`: {violation.message}",
+                where if violation.path else (*base, "params"),
+            )
+        declared = bp.model.params.get("properties", {})
+        params = {name: None for name in declared} | dict(entry.params)
+        static = self._static(consumer.consumer, params)
+        trigger = self._trigger(bp.model.trigger.app, bp.model.trigger.trigger)
+        action = self._action(bp.model.action.app, bp.model.action.action)
+        trigger_input = self._render_trigger_input(
+            src, bp.trigger_input, static, trigger, (*base, "params")
+        )
+        if action is not None:
+            self._check_literal_input(
+                src,
+                action,
+                bp.action_input,
+                (*base, "params"),
+                static=static,
+                report_at=(*base, "params"),
+            )
+        return CompiledAutomation(
+            consumer=consumer.consumer,
+            key=key,
+            name=entry.name or bp.model.name,
+            enabled=entry.enabled,
+            blueprint=bp.key,
+            source=src,
+            trigger_app=bp.model.trigger.app,
+            trigger_key=bp.model.trigger.trigger,
+            trigger_credential=entry.credentials.trigger,
+            trigger_input=MappingProxyType(trigger_input),
+            filter=bp.filter,
+            action_app=bp.model.action.app,
+            action_key=bp.model.action.action,
+            action_credential=entry.credentials.action,
+            action_input=bp.action_input,
+            params=MappingProxyType(params),
+        )
+
+    def _render_trigger_input(
+        self,
+        src: SourceFile,
+        tree: Tree,
+        static: Mapping[str, Any],
+        trigger: CompiledTrigger | None,
+        at: PathKey,
+    ) -> dict[str, Any]:
+        try:
+            rendered = render_tree(tree, static, drop_null=True)
+        except RenderError as exc:
+            self.ctx.report(src, "RY402", f"trigger input: {exc}", at)
+            return {}
+        if trigger is not None and isinstance(rendered, dict):
+            self._validate(
+                src,
+                trigger.input_schema,
+                rendered,
+                at,
+                f"trigger `{trigger.app}/{trigger.key}` input",
+            )
+        return rendered if isinstance(rendered, dict) else {}
+
+    def _validate(
+        self, src: SourceFile, schema: Schema, value: Any, at: PathKey, what: str
+    ) -> None:
+        for violation in schema.violations(value):
+            code = "RY403" if violation.validator == "required" else "RY402"
+            self.ctx.report(src, code, f"{what}: {violation.message}", (*at, *violation.path))
+
+    def _inline(
+        self, src: SourceFile, consumer: Consumer, key: str, entry: InlineAutomation
+    ) -> CompiledAutomation | None:
+        base: PathKey = ("automations", key)
+        trigger = self._trigger(entry.trigger.app, entry.trigger.trigger)
+        action = self._action(entry.action.app, entry.action.action)
+        static = self._static(consumer.consumer, {})
+        trigger_tree = self.ctx.tree(
+            src, entry.trigger.input, (*base, "trigger", "input"), STATIC_NAMES
+        )
+        action_input = self.ctx.tree(
+            src, entry.action.input, (*base, "action", "input"), AUTOMATION_NAMES
+        )
+        filter_query = self.ctx.query(src, entry.filter, (*base, "filter"))
+        self._check_mapping(src, trigger, action, action_input, filter_query, base, None)
+        trigger_input = self._render_trigger_input(
+            src, trigger_tree, static, trigger, (*base, "trigger", "input")
+        )
+        if action is not None:
+            self._check_literal_input(
+                src, action, action_input, (*base, "action", "input"), static=static
+            )
+        return CompiledAutomation(
+            consumer=consumer.consumer,
+            key=key,
+            name=entry.name or key,
+            enabled=entry.enabled,
+            blueprint=None,
+            source=src,
+            trigger_app=entry.trigger.app,
+            trigger_key=entry.trigger.trigger,
+            trigger_credential=entry.trigger.credential,
+            trigger_input=MappingProxyType(trigger_input),
+            filter=filter_query,
+            action_app=entry.action.app,
+            action_key=entry.action.action,
+            action_credential=entry.action.credential,
+            action_input=action_input,
+            params=MappingProxyType({}),
+        )
+
+
+def _has_template(value: Any) -> bool:
+    if isinstance(value, Template):
+        return True
+    if isinstance(value, dict):
+        return any(_has_template(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_template(v) for v in value)
+    return False

@@ -1,0 +1,146 @@
+"""What compiling one environment shares: caches and the place diagnostics go."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rollout_yaml.config.diagnostics import Diagnostic
+from rollout_yaml.config.source import PathKey, SourceFile
+from rollout_yaml.config.suggest import did_you_mean
+from rollout_yaml.expr.jmespath import JMESPathError, Query, compile_query
+from rollout_yaml.expr.schemas import Schema, SchemaProblem, check_schema, find_missing_field
+from rollout_yaml.expr.templates import Template, TemplateCompiler, TemplateProblem
+from rollout_yaml.expr.values import Tree, compile_tree, templates_in
+
+# Names each kind of template may read (20-automations.md, "What each template sees").
+CONNECTOR_NAMES = frozenset(
+    {"input", "credential", "app", "cursor", "page", "run", "webhook", "subscription"}
+)
+AUTOMATION_NAMES = frozenset({"payload", "event", "params", "consumer", "env"})
+STATIC_NAMES = frozenset({"params", "consumer", "env"})
+
+
+@dataclass
+class CompileContext:
+    templates: TemplateCompiler = field(default_factory=TemplateCompiler)
+    queries: dict[str, Query] = field(default_factory=dict)
+    schemas: dict[str, Schema] = field(default_factory=dict)
+    checked_schemas: dict[str, SchemaProblem | None] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    # -- expressions -------------------------------------------------------------------------
+
+    def query(self, source: SourceFile | None, text: str | None, path: PathKey) -> Query | None:
+        if text is None:
+            return None
+        try:
+            return compile_query(text, self.queries)
+        except JMESPathError as exc:
+            self.report(source, exc.code, str(exc), path)
+            return None
+
+    def template(
+        self, source: SourceFile | None, text: str, path: PathKey, allowed: frozenset[str]
+    ) -> Template | str:
+        try:
+            template = self.templates.compile(text)
+        except TemplateProblem as exc:
+            self.report(source, exc.code, str(exc), path)
+            return text
+        self.check_names(source, template, path, allowed)
+        return text if template.is_literal else template
+
+    def tree(
+        self, source: SourceFile | None, value: Any, path: PathKey, allowed: frozenset[str]
+    ) -> Tree:
+        def on_error(at: PathKey, exc: Exception) -> None:
+            code = getattr(exc, "code", "RY301")
+            self.report(source, code, str(exc), at)
+
+        tree = compile_tree(value, self.templates, on_error, tuple(path))
+        for at, template in templates_in(tree, tuple(path)):
+            self.check_names(source, template, at, allowed)
+        return tree
+
+    def check_names(
+        self,
+        source: SourceFile | None,
+        template: Template,
+        path: PathKey,
+        allowed: frozenset[str],
+    ) -> None:
+        for name in sorted(template.names - allowed):
+            hint = did_you_mean(name, allowed, noun="names here")
+            if name == "credential" or (name.startswith("env") and "env" not in allowed):
+                hint = "automation templates never see credentials or environment variables"
+            self.report(
+                source, "RY305", f"`{name}` is not available in this template", path, hint=hint
+            )
+
+    # -- schemas -----------------------------------------------------------------------------
+
+    def schema(self, source: SourceFile | None, schema: Mapping[str, Any], path: PathKey) -> Schema:
+        key = json.dumps(schema, sort_keys=True, default=str)
+        if key not in self.checked_schemas:
+            try:
+                check_schema(schema)
+                self.checked_schemas[key] = None
+            except SchemaProblem as exc:
+                self.checked_schemas[key] = exc
+        problem = self.checked_schemas[key]
+        if problem is not None:
+            self.report(source, problem.code, str(problem), (*path, *problem.path))
+            return self._schema_for("{}", {})
+        return self._schema_for(key, schema)
+
+    def _schema_for(self, key: str, schema: Mapping[str, Any]) -> Schema:
+        compiled = self.schemas.get(key)
+        if compiled is None:
+            compiled = self.schemas[key] = Schema(schema)
+        return compiled
+
+    def check_fields(
+        self,
+        source: SourceFile | None,
+        schema: Mapping[str, Any],
+        paths: Iterable[tuple[str | int, ...]],
+        at: PathKey,
+        root: str,
+        what: str,
+    ) -> None:
+        """Each `root.a.b` read by an expression must exist where the schema lists properties."""
+        reported: set[str] = set()
+        for field_path in paths:
+            missing = find_missing_field(schema, field_path)
+            if missing is None:
+                continue
+            dotted = ".".join(str(p) for p in (root, *field_path[: missing.depth + 1]))
+            if dotted in reported:
+                continue
+            reported.add(dotted)
+            self.report(
+                source,
+                "RY304",
+                f"`{dotted}` is not a field of {what}",
+                at,
+                hint=did_you_mean(str(field_path[missing.depth]), missing.known, noun="fields"),
+            )
+
+    # -- diagnostics -------------------------------------------------------------------------
+
+    def report(
+        self,
+        source: SourceFile | None,
+        code: str,
+        message: str,
+        path: Sequence[str | int],
+        *,
+        hint: str | None = None,
+        key: bool = False,
+    ) -> None:
+        if source is None:  # built-in definitions are correct by construction
+            return
+        self.diagnostics.append(source.diagnostic(code, message, path, hint=hint, key=key))

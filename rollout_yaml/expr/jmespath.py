@@ -1,0 +1,181 @@
+"""JMESPath with rollout-yaml's extra functions, compiled once and analysed for field use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import jmespath
+from jmespath import exceptions as jp_errors
+from jmespath import functions
+from jmespath.parser import ParsedResult
+
+EXTRA_FUNCTIONS = ("now", "parse_date", "to_unix", "lower", "upper", "split", "replace")
+
+
+def parse_datetime(value: Any) -> datetime:
+    """An ISO 8601 string (or unix seconds) → an aware datetime (naive means UTC)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def iso8601(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class _Functions(functions.Functions):
+    @functions.signature()
+    def _func_now(self) -> str:
+        return iso8601(datetime.now(UTC))
+
+    @functions.signature({"types": ["string", "number"]})
+    def _func_parse_date(self, value: Any) -> str:
+        return iso8601(parse_datetime(value))
+
+    @functions.signature({"types": ["string", "number"]})
+    def _func_to_unix(self, value: Any) -> int:
+        return int(parse_datetime(value).timestamp())
+
+    @functions.signature({"types": ["string"]})
+    def _func_lower(self, value: str) -> str:
+        return value.lower()
+
+    @functions.signature({"types": ["string"]})
+    def _func_upper(self, value: str) -> str:
+        return value.upper()
+
+    @functions.signature({"types": ["string"]}, {"types": ["string"]})
+    def _func_split(self, value: str, separator: str) -> list[str]:
+        return value.split(separator)
+
+    @functions.signature({"types": ["string"]}, {"types": ["string"]}, {"types": ["string"]})
+    def _func_replace(self, value: str, old: str, new: str) -> str:
+        return value.replace(old, new)
+
+
+_OPTIONS = jmespath.Options(custom_functions=_Functions())
+KNOWN_FUNCTIONS = frozenset(
+    name[len("_func_") :] for name in dir(_Functions) if name.startswith("_func_")
+)
+
+
+class JMESPathError(ValueError):
+    """A JMESPath expression that does not compile; `code` is the diagnostic to report."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Query:
+    """A compiled JMESPath expression; `search` never raises on missing data (it gives null)."""
+
+    __slots__ = ("_parsed", "source")
+
+    def __init__(self, source: str, parsed: ParsedResult) -> None:
+        self.source = source
+        self._parsed = parsed
+
+    def search(self, data: Any) -> Any:
+        return self._parsed.search(data, options=_OPTIONS)
+
+    def is_true(self, data: Any) -> bool:
+        """JMESPath truthiness: false, null, empty string/list/object are false."""
+        value = self.search(data)
+        return value not in (None, False, "", [], {})
+
+    def field_paths(self, root: str) -> list[tuple[str | int, ...]]:
+        """Paths read from the document's top-level field `root` (e.g. `payload.customer.name`)."""
+        found: list[tuple[str | int, ...]] = []
+        _collect(self._parsed.parsed, root, found)
+        return found
+
+    def __repr__(self) -> str:
+        return f"Query({self.source!r})"
+
+
+def compile_query(source: str, cache: dict[str, Query] | None = None) -> Query:
+    if cache is not None and source in cache:
+        return cache[source]
+    try:
+        parsed = jmespath.compile(source)
+    except jp_errors.ParseError as exc:
+        where = f" at column {exc.lex_position + 1}" if exc.lex_position is not None else ""
+        raise JMESPathError(
+            "RY302",
+            f"invalid JMESPath {source!r}{where}: {exc.msg if hasattr(exc, 'msg') else exc}",
+        ) from exc
+    except jp_errors.JMESPathError as exc:
+        raise JMESPathError("RY302", f"invalid JMESPath {source!r}: {exc}") from exc
+    for name in _function_names(parsed.parsed):
+        if name not in KNOWN_FUNCTIONS:
+            from rollout_yaml.config.suggest import did_you_mean
+
+            hint = did_you_mean(name, KNOWN_FUNCTIONS) or ""
+            raise JMESPathError(
+                "RY306",
+                f"unknown JMESPath function `{name}()` in {source!r}"
+                + (f"; {hint}" if hint else ""),
+            )
+    query = Query(source, parsed)
+    if cache is not None:
+        cache[source] = query
+    return query
+
+
+def _function_names(node: dict[str, Any]) -> Iterator[str]:
+    if node.get("type") == "function_expression":
+        yield node["value"]
+    for child in node.get("children", ()):
+        if isinstance(child, dict):
+            yield from _function_names(child)
+
+
+_ROOT_CONTEXT_ONLY_FIRST = {
+    "projection",
+    "value_projection",
+    "filter_projection",
+    "flatten",
+    "pipe",
+    "index_expression",
+}
+
+
+def _chain(node: dict[str, Any]) -> list[str | int] | None:
+    kind = node.get("type")
+    if kind == "field":
+        return [node["value"]]
+    if kind == "subexpression":
+        parts: list[str | int] = []
+        for child in node["children"]:
+            sub = _chain(child)
+            if sub is None:
+                return parts or None
+            parts.extend(sub)
+        return parts
+    if kind == "index_expression":
+        left = _chain(node["children"][0])
+        return None if left is None else [*left, 0]
+    return None
+
+
+def _collect(node: dict[str, Any], root: str, out: list[tuple[str | int, ...]]) -> None:
+    chain = _chain(node)
+    if chain and chain[0] == root and len(chain) > 1:
+        out.append(tuple(chain[1:]))
+        if node.get("type") in ("field", "subexpression"):
+            return
+    kind = node.get("type")
+    children = [c for c in node.get("children", ()) if isinstance(c, dict)]
+    if kind in _ROOT_CONTEXT_ONLY_FIRST or kind == "subexpression":
+        children = children[:1]
+    elif kind == "expref":
+        children = []
+    for child in children:
+        _collect(child, root, out)
