@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from rollout_yaml.config.diagnostics import Diagnostic
-from rollout_yaml.config.loader import EnvironmentConfig, Loaded
+from collections.abc import Mapping
+
+from rollout_yaml.config.loader import Definitions, EnvironmentConfig, Loaded
 from rollout_yaml.config.models import Blueprint, Connector, Consumer
 from rollout_yaml.config.models.consumer import BlueprintAutomation, InlineAutomation
 from rollout_yaml.config.models.environment import SECRET_APP_SETTINGS, SECRET_SETTING_PATHS
@@ -13,14 +15,22 @@ from rollout_yaml.config.secrets import is_reference
 from rollout_yaml.config.source import PathKey, SourceFile
 from rollout_yaml.config.suggest import did_you_mean
 
+Connectors = Mapping[str, Loaded[Connector]]
+
+
+def check_definitions(definitions: Definitions) -> list[Diagnostic]:
+    """Checks of connectors and blueprints alone (no environment needed)."""
+    out: list[Diagnostic] = []
+    for loaded in definitions.connectors.values():
+        out.extend(_check_connector_tests(loaded))
+    for loaded_bp in definitions.blueprints.values():
+        out.extend(check_blueprint(loaded_bp, definitions.connectors))
+    return out
+
 
 def check_references(config: EnvironmentConfig) -> list[Diagnostic]:
-    out: list[Diagnostic] = []
+    out = check_definitions(config.definitions)
     out.extend(_check_settings(config))
-    for loaded in config.connectors.values():
-        out.extend(_check_connector_tests(loaded))
-    for loaded_bp in config.blueprints.values():
-        out.extend(check_blueprint(loaded_bp, config))
     for loaded_consumer in config.consumers.values():
         out.extend(_check_consumer(loaded_consumer, config))
     return out
@@ -131,12 +141,12 @@ def _app_action(
         )
 
 
-def check_blueprint(loaded: Loaded[Blueprint], config: EnvironmentConfig) -> list[Diagnostic]:
+def check_blueprint(loaded: Loaded[Blueprint], connectors: Connectors) -> list[Diagnostic]:
     bp, source = loaded.model, loaded.source
     assert source is not None
     return [
-        *_app_trigger(config, source, bp.trigger.app, bp.trigger.trigger, ("trigger",)),
-        *_app_action(config, source, bp.action.app, bp.action.action, ("action",)),
+        *_app_trigger(connectors, source, bp.trigger.app, bp.trigger.trigger, ("trigger",)),
+        *_app_action(connectors, source, bp.action.app, bp.action.action, ("action",)),
     ]
 
 

@@ -76,7 +76,7 @@ class AppCompiler:
         src, names = self.source, CONNECTOR_NAMES
         compiled = CompiledRequest(
             method=request.method,
-            path=self.ctx.template(src, request.path, (*path, "path"), names),
+            path=self.ctx.template(src, request.path, (*path, "path"), names, url_path=True),
             query=self.ctx.tree(src, request.query, (*path, "query"), names),
             headers=self.ctx.tree(src, request.headers, (*path, "headers"), names),
             json_body=self.ctx.tree(src, request.json_body, (*path, "json"), names),

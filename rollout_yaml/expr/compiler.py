@@ -9,12 +9,22 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from rollout_yaml.config.diagnostics import Diagnostic, Severity
-from rollout_yaml.config.loader import EnvironmentConfig, FileCache, load_environment
+from rollout_yaml.config.loader import (
+    Definitions,
+    EnvironmentConfig,
+    FileCache,
+    load_environment,
+)
 from rollout_yaml.config.project import Layout
-from rollout_yaml.config.references import check_references
+from rollout_yaml.config.references import check_definitions, check_references
 from rollout_yaml.expr.compile_apps import AppCompiler
 from rollout_yaml.expr.compile_automations import AutomationCompiler
-from rollout_yaml.expr.compiled import CompiledAutomation, CompiledEnvironment
+from rollout_yaml.expr.compiled import (
+    CompiledApp,
+    CompiledAutomation,
+    CompiledBlueprint,
+    CompiledEnvironment,
+)
 from rollout_yaml.expr.context import CompileContext
 
 
@@ -51,6 +61,20 @@ def compile_environment(
         secret_values=frozenset(secret_values(config)),
     )
     return compiled, ctx.diagnostics[start:]
+
+
+def compile_definitions(
+    definitions: Definitions, ctx: CompileContext | None = None
+) -> tuple[dict[str, CompiledApp], dict[str, CompiledBlueprint], list[Diagnostic]]:
+    """Connectors and blueprints alone, with default App settings (for `test`, `validate`)."""
+    ctx = ctx or CompileContext()
+    start = len(ctx.diagnostics)
+    ctx.diagnostics.extend(check_definitions(definitions))
+    apps = {key: AppCompiler(ctx, loaded).compile(None)
+            for key, loaded in definitions.connectors.items()}
+    compiler = AutomationCompiler(ctx, "test", apps)
+    blueprints = {key: compiler.blueprint(loaded) for key, loaded in definitions.blueprints.items()}
+    return apps, blueprints, ctx.diagnostics[start:]
 
 
 def secret_values(config: EnvironmentConfig) -> set[str]:

@@ -43,10 +43,16 @@ class CompileContext:
             return None
 
     def template(
-        self, source: SourceFile | None, text: str, path: PathKey, allowed: frozenset[str]
+        self,
+        source: SourceFile | None,
+        text: str,
+        path: PathKey,
+        allowed: frozenset[str],
+        *,
+        url_path: bool = False,
     ) -> Template | str:
         try:
-            template = self.templates.compile(text)
+            template = self.templates.compile(text, path=url_path)
         except TemplateProblem as exc:
             self.report(source, exc.code, str(exc), path)
             return text

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import quote
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError, TemplateAssertionError, TemplateError, UndefinedError
@@ -97,8 +98,19 @@ def _money(value: Any, currency: str | None = None, places: int = 2) -> str:
     return f"{symbol}{text}" if symbol else f"{text} {currency.upper()}"
 
 
-def make_environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(undefined=_Undefined, autoescape=False, keep_trailing_newline=True)
+def _path_segment(value: Any) -> Any:
+    """In a request path, each `{{ }}` becomes exactly one percent-encoded segment."""
+    segment = quote("" if value is None else str(value), safe="")
+    return segment.replace(".", "%2E") if segment in (".", "..") else segment
+
+
+def make_environment(*, for_paths: bool = False) -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
+        undefined=_Undefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        finalize=_path_segment if for_paths else None,
+    )
     env.globals.clear()  # no range(), lipsum, cycler…: templates only read the data they get
     env.filters.update(
         tojson=_tojson, jmespath=_jmespath, iso8601=_iso8601, unix=_unix, money=_money
@@ -160,21 +172,23 @@ class TemplateCompiler:
 
     def __init__(self) -> None:
         self.env = make_environment()
-        self._cache: dict[str, Template] = {}
+        self.path_env = make_environment(for_paths=True)
+        self._cache: dict[tuple[str, bool], Template] = {}
 
-    def compile(self, source: str) -> Template:
-        cached = self._cache.get(source)
+    def compile(self, source: str, *, path: bool = False) -> Template:
+        """Compile once; with `path`, every expression's output is one URL-encoded segment."""
+        cached = self._cache.get((source, path))
         if cached is not None:
             return cached
-        template = self._compile(source)
-        self._cache[source] = template
+        template = self._compile(source, self.path_env if path else self.env, path)
+        self._cache[(source, path)] = template
         return template
 
-    def _compile(self, source: str) -> Template:
+    def _compile(self, source: str, env: SandboxedEnvironment, path: bool) -> Template:
         if "{{" not in source and "{%" not in source and "{#" not in source:
             return Template(source, None, native=False, names=frozenset(), paths={})
         try:
-            tree = self.env.parse(source)
+            tree = env.parse(source)
         except TemplateSyntaxError as exc:
             raise TemplateProblem(
                 "RY301", f"template syntax error: {exc.message}", exc.lineno
@@ -185,18 +199,21 @@ class TemplateCompiler:
             root: tuple(sorted(set(_paths_from(tree, root)), key=str))
             for root in names & _ANALYSED_ROOTS
         }
-        single = _SINGLE_EXPRESSION.match(source)
+        single = None if path else _SINGLE_EXPRESSION.match(source)
         try:
             if single:
-                expression = self.env.compile_expression(
+                expression = env.compile_expression(
                     single.group("expr"), undefined_to_none=False
                 )
-                render: Callable[[Mapping[str, Any]], Any] = lambda ctx: expression(**ctx)
-            else:
-                compiled = self.env.from_string(tree)
 
                 def render(ctx: Mapping[str, Any]) -> Any:
-                    return compiled.render(ctx)
+                    return expression(**ctx)
+
+            else:
+                compiled = env.from_string(tree)
+
+                def render(ctx: Mapping[str, Any]) -> Any:
+                    return compiled.render(ctx)  # noqa: B023
         except TemplateAssertionError as exc:
             raise TemplateProblem("RY306", self._unknown_filter(exc), exc.lineno or 1) from exc
         except TemplateSyntaxError as exc:

@@ -1,0 +1,1 @@
+"""The `rollout-yaml` command line (click)."""

@@ -1,0 +1,118 @@
+"""`rollout-yaml render`: the request a payload would make, with secrets redacted."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from rollout_yaml.cli.common import (
+    EXIT_CHECK_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    format_option,
+    project_option,
+)
+from rollout_yaml.config.diagnostics import format_text
+from rollout_yaml.config.project import Layout
+from rollout_yaml.config.secrets import redact
+from rollout_yaml.config.suggest import did_you_mean
+from rollout_yaml.engine.preview import Preview, preview
+from rollout_yaml.expr.compiler import load_and_compile
+
+
+def _load_payload(path: Path) -> Any:
+    text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    return yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+
+
+@click.command()
+@project_option
+@click.option("--env", required=True)
+@click.option("--consumer", required=True)
+@click.option("--automation", required=True)
+@click.option("--payload", "payload_file", required=True, type=click.Path(path_type=Path),
+              help="JSON (or .yaml) file with the trigger payload; - for standard input.")
+@format_option
+def render(layout: Layout, env: str, consumer: str, automation: str, payload_file: Path,
+           output_format: str) -> None:
+    """Show the action request this payload would make. Nothing is sent."""
+    compiled, diagnostics = load_and_compile(layout, env)
+    errors = [d for d in diagnostics if d.is_error]
+    if compiled is None or errors:
+        click.echo(format_text(errors or diagnostics, layout.root), err=True)
+        sys.exit(EXIT_CHECK_FAILED)
+    target = compiled.automations.get((consumer, automation))
+    if target is None:
+        keys = [k for c, k in compiled.automations if c == consumer]
+        hint = did_you_mean(automation, keys, noun="automations") if keys else (
+            did_you_mean(consumer, compiled.consumers, noun="consumers"))
+        click.echo(f"error: no automation `{automation}` for consumer `{consumer}`"
+                   + (f"; {hint}" if hint else ""), err=True)
+        sys.exit(EXIT_USAGE)
+    try:
+        payload = _load_payload(payload_file)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        click.echo(f"error: cannot read payload {payload_file}: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    event = {"id": "evt_preview", "received_at": None, "app": target.trigger_app,
+             "trigger": target.trigger_key}
+    result = preview(compiled, target, payload, event)
+    text = _as_json(result) if output_format == "json" else _as_text(result)
+    click.echo(redact(text, compiled.secret_values))
+    failed = bool(result.error or result.input_problems or result.payload_problems)
+    sys.exit(EXIT_CHECK_FAILED if failed else EXIT_OK)
+
+
+def _as_dict(result: Preview) -> dict[str, Any]:
+    request = result.request
+    return {
+        "automation": result.automation,
+        "filtered": result.filtered,
+        "payload_problems": result.payload_problems,
+        "input": result.input,
+        "input_problems": result.input_problems,
+        "error": result.error,
+        "request": None if request is None else {
+            "method": request.method,
+            "url": request.full_url(),
+            "headers": request.headers,
+            "json": request.json_body if request.has_json else None,
+            "form": request.form,
+            "body": request.body,
+        },
+    }
+
+
+def _as_json(result: Preview) -> str:
+    return json.dumps(_as_dict(result), indent=2, ensure_ascii=False, default=str)
+
+
+def _as_text(result: Preview) -> str:
+    lines = [f"automation {result.automation}"]
+    for problem in result.payload_problems:
+        lines.append(f"  payload does not match payload_schema: {problem}")
+    if result.filtered:
+        lines.append("  filtered: the filter says no, no action would run")
+        return "\n".join(lines)
+    if result.input is not None:
+        lines.append("  input: " + json.dumps(result.input, ensure_ascii=False))
+    for problem in result.input_problems:
+        lines.append(f"  input fails the action's input_schema: {problem}")
+    if result.error:
+        lines.append(f"  error: {result.error}")
+    request = result.request
+    if request is not None:
+        lines.append(f"{request.method} {request.full_url()}")
+        lines.extend(f"{name}: {value}" for name, value in request.headers.items())
+        content = request.content()
+        if content:
+            lines.append("")
+            lines.append(content.decode("utf-8", errors="replace"))
+    return "\n".join(lines)
+
+

@@ -1,0 +1,1 @@
+"""The engine: triggers, matching, runs — and the offline tests that exercise the same code."""

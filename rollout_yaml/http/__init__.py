@@ -1,0 +1,1 @@
+"""HTTP: building requests from compiled templates, applying auth, reading responses."""
