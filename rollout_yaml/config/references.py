@@ -102,15 +102,15 @@ def _check_connector_tests(loaded: Loaded[Connector]) -> Iterator[Diagnostic]:
 
 
 def _app_trigger(
-    config: EnvironmentConfig, source: SourceFile, app: str, trigger: str, path: PathKey
+    connectors: Connectors, source: SourceFile, app: str, trigger: str, path: PathKey
 ) -> Iterator[Diagnostic]:
-    connector = config.connectors.get(app)
+    connector = connectors.get(app)
     if connector is None:
         yield source.diagnostic(
             "RY201",
             f"unknown app `{app}`",
             (*path, "app"),
-            hint=did_you_mean(app, config.connectors, noun="apps"),
+            hint=did_you_mean(app, connectors, noun="apps"),
         )
     elif trigger not in connector.model.triggers:
         hint = did_you_mean(trigger, connector.model.triggers, noun="triggers")
@@ -122,15 +122,15 @@ def _app_trigger(
 
 
 def _app_action(
-    config: EnvironmentConfig, source: SourceFile, app: str, action: str, path: PathKey
+    connectors: Connectors, source: SourceFile, app: str, action: str, path: PathKey
 ) -> Iterator[Diagnostic]:
-    connector = config.connectors.get(app)
+    connector = connectors.get(app)
     if connector is None:
         yield source.diagnostic(
             "RY201",
             f"unknown app `{app}`",
             (*path, "app"),
-            hint=did_you_mean(app, config.connectors, noun="apps"),
+            hint=did_you_mean(app, connectors, noun="apps"),
         )
     elif action not in connector.model.actions:
         hint = did_you_mean(action, connector.model.actions, noun="actions")
@@ -243,10 +243,10 @@ def _check_automation(
             )
         return
     yield from _app_trigger(
-        config, source, automation.trigger.app, automation.trigger.trigger, (*path, "trigger")
+        config.connectors, source, automation.trigger.app, automation.trigger.trigger, (*path, "trigger")
     )
     yield from _app_action(
-        config, source, automation.action.app, automation.action.action, (*path, "action")
+        config.connectors, source, automation.action.app, automation.action.action, (*path, "action")
     )
     yield from _credential_use(
         config,
