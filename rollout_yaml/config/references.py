@@ -227,10 +227,11 @@ def _check_automation(
             )
             return
         roles = (
-            ("trigger", blueprint.model.trigger.app, automation.credentials.trigger),
-            ("action", blueprint.model.action.app, automation.credentials.action),
+            ("trigger", blueprint.model.trigger.app, automation.credentials.trigger,
+             blueprint.model.trigger.trigger),
+            ("action", blueprint.model.action.app, automation.credentials.action, None),
         )
-        for role, app, credential in roles:
+        for role, app, credential, trigger in roles:
             yield from _credential_use(
                 config,
                 consumer,
@@ -240,6 +241,7 @@ def _check_automation(
                 (*path, "credentials", role),
                 role,
                 missing_at=(*path, "credentials"),
+                trigger=trigger,
             )
         return
     yield from _app_trigger(
@@ -257,6 +259,7 @@ def _check_automation(
         (*path, "trigger", "credential"),
         "trigger",
         missing_at=(*path, "trigger"),
+        trigger=automation.trigger.trigger,
     )
     yield from _credential_use(
         config,
@@ -270,6 +273,25 @@ def _check_automation(
     )
 
 
+def needs_credential(connector: Connector, trigger: str | None) -> bool:
+    """Actions of an authenticated App need a credential; of triggers, those that call the App
+    (polls, subscribed webhooks) or verify with a credential's secret. Push and schedule
+    triggers never do: their events come from the partner or the clock."""
+    if connector.auth.type == "none":
+        return False
+    if trigger is None:
+        return True
+    spec = connector.triggers.get(trigger)
+    if spec is None or spec.push is not None or spec.schedule is not None:
+        return False
+    if spec.webhook is not None:
+        verify = spec.webhook.verify
+        return spec.webhook.subscribe is not None or (
+            verify is not None and "credential" in verify.secret
+        )
+    return True
+
+
 def _credential_use(
     config: EnvironmentConfig,
     consumer: Consumer,
@@ -279,12 +301,13 @@ def _credential_use(
     path: PathKey,
     role: str,
     missing_at: PathKey,
+    trigger: str | None = None,
 ) -> Iterator[Diagnostic]:
     connector = config.connectors.get(app)
     if connector is None:
         return
     if credential is None:
-        if connector.model.auth.type != "none":
+        if needs_credential(connector.model, trigger):
             where = (
                 "credentials: {" + role + ": …}" if "credentials" in missing_at else "credential: …"
             )

@@ -19,9 +19,9 @@ def automation_context(
     return {
         "payload": payload,
         "event": dict(event),
-        "params": dict(automation.params),
+        "params": automation.params,
         "consumer": {"key": automation.consumer},
-        "env": {"name": env.name},
+        "env": env.name,
     }
 
 

@@ -17,7 +17,7 @@ from rollout_yaml.expr.compiled import (
     CompiledBlueprint,
     CompiledTrigger,
 )
-from rollout_yaml.expr.templates import RenderError
+from rollout_yaml.expr.templates import Params, RenderError
 from rollout_yaml.expr.values import render_tree
 from rollout_yaml.http.request import PreparedRequest, RequestBuildError, app_context, build_request
 from rollout_yaml.http.response import interpret
@@ -162,8 +162,8 @@ def _compare_request(result: CaseResult, expected: Mapping[str, Any], got: Prepa
         elif key == "method":
             result.expect("request method", str(value).upper(), actual["method"])
         elif key == "query":
-            result.expect("request query", {k: _query_text(v) for k, v in value.items()},
-                          actual["query"])
+            wanted = {k: _query_text(v) for k, v in value.items()}
+            result.expect("request query", wanted, {k: actual["query"].get(k) for k in wanted})
         elif key in actual:
             result.expect(f"request {key}", value, actual[key])
         else:
@@ -224,15 +224,14 @@ def run_blueprint_test(
     bp: CompiledBlueprint, apps: Mapping[str, CompiledApp], test: BlueprintTest
 ) -> CaseResult:
     result = CaseResult(bp.file, test.name)
-    declared = bp.model.params.get("properties", {})
-    params = {name: None for name in declared} | dict(test.params)
+    params = Params(test.params, set(bp.model.params.get("properties", {})))
     context = {
         "params": params,
         "payload": test.payload,
         "event": {"id": "evt_test", "received_at": "2026-01-01T00:00:00Z",
                   "app": bp.model.trigger.app, "trigger": bp.model.trigger.trigger},
         "consumer": {"key": test.consumer},
-        "env": {"name": "test"},
+        "env": "test",
     }
     try:
         if test.expect_trigger_input is not None:

@@ -22,7 +22,7 @@ from rollout_yaml.expr.compiled import (
 )
 from rollout_yaml.expr.context import AUTOMATION_NAMES, STATIC_NAMES, CompileContext
 from rollout_yaml.expr.schemas import Schema, property_names
-from rollout_yaml.expr.templates import RenderError, Template
+from rollout_yaml.expr.templates import Params, RenderError, Template
 from rollout_yaml.expr.values import Tree, render_tree, templates_in
 
 
@@ -197,7 +197,7 @@ class AutomationCompiler:
         )
 
     def _static(self, consumer: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        return {"params": params, "consumer": {"key": consumer}, "env": {"name": self.env_name}}
+        return {"params": params, "consumer": {"key": consumer}, "env": self.env_name}
 
     def _from_blueprint(
         self,
@@ -221,8 +221,7 @@ class AutomationCompiler:
                 f"params of blueprint `{bp.key}`: {violation.message}",
                 where if violation.path else (*base, "params"),
             )
-        declared = bp.model.params.get("properties", {})
-        params = {name: None for name in declared} | dict(entry.params)
+        params = Params(entry.params, set(bp.model.params.get("properties", {})))
         static = self._static(consumer.consumer, params)
         trigger = self._trigger(bp.model.trigger.app, bp.model.trigger.trigger)
         action = self._action(bp.model.action.app, bp.model.action.action)
@@ -254,7 +253,7 @@ class AutomationCompiler:
             action_key=bp.model.action.action,
             action_credential=entry.credentials.action,
             action_input=bp.action_input,
-            params=MappingProxyType(params),
+            params=params,
         )
 
     def _render_trigger_input(
@@ -325,7 +324,7 @@ class AutomationCompiler:
             action_key=entry.action.action,
             action_credential=entry.action.credential,
             action_input=action_input,
-            params=MappingProxyType({}),
+            params=Params({}, set()),
         )
 
 

@@ -19,7 +19,7 @@ from rollout_yaml.config.models.request import Paginate, RetryPolicy
 from rollout_yaml.config.source import SourceFile
 from rollout_yaml.expr.jmespath import Query
 from rollout_yaml.expr.schemas import Schema
-from rollout_yaml.expr.templates import Template
+from rollout_yaml.expr.templates import Params, Template
 from rollout_yaml.expr.values import Tree
 
 
@@ -133,7 +133,7 @@ class CompiledAutomation:
     action_key: str
     action_credential: str | None
     action_input: Tree
-    params: Mapping[str, Any]
+    params: Params
 
     @property
     def ref(self) -> str:

@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
 from jinja2.exceptions import SecurityError, TemplateAssertionError, TemplateError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -66,6 +66,40 @@ class _Undefined(StrictUndefined):
         return f"`{self._undefined_name}` is undefined"
 
 
+class _Unset(Undefined):
+    """A declared, optional blueprint param the consumer left out: `| default(...)` applies,
+    text renders it as "", and a lone `{{ params.x }}` renders to null."""
+
+    __slots__ = ()
+
+
+class Params(dict[str, Any]):
+    """A blueprint's params as templates see them. Reading a declared param that was not given
+    is not an error (it is optional by the params schema); reading an undeclared one is."""
+
+    def __init__(self, values: Mapping[str, Any], declared: frozenset[str] | set[str]) -> None:
+        super().__init__(values)
+        self.declared = frozenset(declared)
+
+    def __missing__(self, key: str) -> Any:
+        if key in self.declared:
+            return _Unset(name=key)
+        raise KeyError(key)
+
+
+class _DataEnvironment(SandboxedEnvironment):
+    """`a.b` on a mapping reads the key `b`, never a method: a payload field called `items`,
+    `keys` or `values` must mean the field."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, Mapping):
+            try:
+                return obj[attribute]
+            except (KeyError, TypeError):
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
+
+
 def _tojson(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
@@ -105,7 +139,7 @@ def _path_segment(value: Any) -> Any:
 
 
 def make_environment(*, for_paths: bool = False) -> SandboxedEnvironment:
-    env = SandboxedEnvironment(
+    env = _DataEnvironment(
         undefined=_Undefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -159,6 +193,8 @@ class Template:
             raise RenderError(f"{type(exc).__name__}: {exc}") from exc
         if isinstance(value, _Undefined):
             raise RenderError(value._undefined_message)
+        if isinstance(value, Undefined):  # an optional param left out
+            return None
         if isinstance(value, str) and len(value) > MAX_OUTPUT_CHARS:
             raise RenderError(f"template output is over {MAX_OUTPUT_CHARS} characters")
         return value

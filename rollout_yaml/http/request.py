@@ -93,6 +93,9 @@ def _render(value: Template | str | None, context: Mapping[str, Any], what: str)
 
 
 def _render_tree(tree: Any, context: Mapping[str, Any], what: str) -> Any:
+    """Render a request part. A key whose value renders to null is left out everywhere, so an
+    optional input that was not given is absent from the request rather than sent as null
+    (which many APIs read as "clear this field")."""
     try:
         return render_tree(tree, context, drop_null=True)
     except ValueError as exc:
