@@ -10,6 +10,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from rollout_yaml.config.source import parse_source
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -56,7 +58,8 @@ def test_schemas_accept_every_shipped_file(tmp_path: Path) -> None:
     for kind, paths in kinds.items():
         validator = jsonschema.Draft202012Validator(schemas[kind])
         for path in paths:
-            errors = [e.message for e in validator.iter_errors(yaml.safe_load(path.read_text()))]
+            data = parse_source(path.read_text(), path, path.name).data  # dates stay strings
+            errors = [e.message for e in validator.iter_errors(data)]
             assert not errors, f"{path}: {errors}"
             checked += 1
     assert checked >= 15
@@ -71,15 +74,43 @@ def test_schema_rejects_an_unknown_key_like_validate_does(tmp_path: Path) -> Non
     assert any("nmae" in e.message for e in errors)
 
 
+ISSUE = {"issue_number": 7, "title": "Crash on save", "body": "boom",
+         "url": "https://github.com/globex/hammock-api/issues/7", "author": "octocat",
+         "labels": ["bug"], "repository": "globex/hammock-api",
+         "created_at": "2026-11-28T10:00:00Z"}
+
+
 def test_render_shows_the_request_with_the_secret_redacted(tmp_path: Path) -> None:
-    payload = tmp_path / "order.json"
-    payload.write_text(json.dumps({"issue_number": 7, "title": "Crash on save",
-                                   "url": "https://github.com/acme/app/issues/7",
-                                   "author": "octocat", "labels": ["bug"], "repository": "acme/app",
-                                   "action": "opened", "state": "open", "body": "boom"}))
-    consumers = (REPO / "environments/dev/consumers").glob("*.yaml")
-    assert any(True for _ in consumers)
-    result = cli("render", "--env", "dev", "--consumer", "globex", "--automation", "missing",
-                 "--payload", str(payload))
+    payload = tmp_path / "issue.json"
+    payload.write_text(json.dumps(ISSUE))
+    result = cli("render", "--env", "dev", "--consumer", "globex", "--automation",
+                 "issues-to-slack", "--payload", str(payload), "--format", "json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    shown = json.loads(result.stdout)
+    request = shown["request"]
+    assert request["method"] == "POST"
+    assert request["url"].endswith("/chat.postMessage")
+    assert request["json"]["channel"] == "C0GLXENG"
+    assert "Crash on save" in request["json"]["text"]
+    assert request["headers"]["Authorization"] == "Bearer ***"
+    assert "xoxb-dev-globex" not in result.stdout  # the dev default of GLOBEX_SLACK_TOKEN
+
+
+def test_render_reports_a_payload_the_filter_refuses(tmp_path: Path) -> None:
+    payload = tmp_path / "issue.json"
+    payload.write_text(json.dumps({**ISSUE, "labels": ["question"]}))
+    result = cli("render", "--env", "dev", "--consumer", "globex", "--automation",
+                 "issues-to-slack", "--payload", str(payload))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "filtered" in result.stdout
+    assert "POST" not in result.stdout
+
+
+def test_render_names_a_missing_automation(tmp_path: Path) -> None:
+    payload = tmp_path / "issue.json"
+    payload.write_text(json.dumps(ISSUE))
+    result = cli("render", "--env", "dev", "--consumer", "globex", "--automation",
+                 "isues-to-slack", "--payload", str(payload))
     assert result.returncode == 2
-    assert "no automation `missing`" in result.stderr
+    assert "no automation `isues-to-slack`" in result.stderr
+    assert "did you mean `issues-to-slack`?" in result.stderr

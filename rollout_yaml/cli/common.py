@@ -36,8 +36,12 @@ def project_option(func: F) -> F:
 
 def format_option(func: F) -> F:
     return click.option(
-        "--format", "output_format", type=click.Choice(["text", "json"]), default="text",
-        show_default=True, help="Output for people (text) or programs (json).",
+        "--format",
+        "output_format",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="Output for people (text) or programs (json).",
     )(func)
 
 

@@ -15,8 +15,9 @@ from rollout_yaml.config.jsonschema_export import FILE_KINDS, file_schema
 
 @click.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
-@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=None,
-              hidden=True)
+@click.option(
+    "--project", type=click.Path(file_okay=False, path_type=Path), default=None, hidden=True
+)
 def init(directory: Path, project: Path | None) -> None:
     """Create a project: one connector, one blueprint, environments/dev with a consumer."""
     target = project or directory
@@ -32,5 +33,7 @@ def init(directory: Path, project: Path | None) -> None:
     schemas.mkdir(exist_ok=True)
     for kind in FILE_KINDS:
         (schemas / f"{kind}.schema.json").write_text(json.dumps(file_schema(kind), indent=2))
-    click.echo(f"created a rollout-yaml project in {target}\n"
-               f"next: cd {target} && rollout-yaml validate && rollout-yaml test")
+    click.echo(
+        f"created a rollout-yaml project in {target}\n"
+        f"next: cd {target} && rollout-yaml validate && rollout-yaml test"
+    )

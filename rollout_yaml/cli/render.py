@@ -35,11 +35,17 @@ def _load_payload(path: Path) -> Any:
 @click.option("--env", required=True)
 @click.option("--consumer", required=True)
 @click.option("--automation", required=True)
-@click.option("--payload", "payload_file", required=True, type=click.Path(path_type=Path),
-              help="JSON (or .yaml) file with the trigger payload; - for standard input.")
+@click.option(
+    "--payload",
+    "payload_file",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="JSON (or .yaml) file with the trigger payload; - for standard input.",
+)
 @format_option
-def render(layout: Layout, env: str, consumer: str, automation: str, payload_file: Path,
-           output_format: str) -> None:
+def render(
+    layout: Layout, env: str, consumer: str, automation: str, payload_file: Path, output_format: str
+) -> None:
     """Show the action request this payload would make. Nothing is sent."""
     compiled, diagnostics = load_and_compile(layout, env)
     errors = [d for d in diagnostics if d.is_error]
@@ -49,18 +55,28 @@ def render(layout: Layout, env: str, consumer: str, automation: str, payload_fil
     target = compiled.automations.get((consumer, automation))
     if target is None:
         keys = [k for c, k in compiled.automations if c == consumer]
-        hint = did_you_mean(automation, keys, noun="automations") if keys else (
-            did_you_mean(consumer, compiled.consumers, noun="consumers"))
-        click.echo(f"error: no automation `{automation}` for consumer `{consumer}`"
-                   + (f"; {hint}" if hint else ""), err=True)
+        hint = (
+            did_you_mean(automation, keys, noun="automations")
+            if keys
+            else (did_you_mean(consumer, compiled.consumers, noun="consumers"))
+        )
+        click.echo(
+            f"error: no automation `{automation}` for consumer `{consumer}`"
+            + (f"; {hint}" if hint else ""),
+            err=True,
+        )
         sys.exit(EXIT_USAGE)
     try:
         payload = _load_payload(payload_file)
     except (OSError, ValueError, yaml.YAMLError) as exc:
         click.echo(f"error: cannot read payload {payload_file}: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    event = {"id": "evt_preview", "received_at": None, "app": target.trigger_app,
-             "trigger": target.trigger_key}
+    event = {
+        "id": "evt_preview",
+        "received_at": None,
+        "app": target.trigger_app,
+        "trigger": target.trigger_key,
+    }
     result = preview(compiled, target, payload, event)
     text = _as_json(result) if output_format == "json" else _as_text(result)
     click.echo(redact(text, compiled.secret_values))
@@ -77,7 +93,9 @@ def _as_dict(result: Preview) -> dict[str, Any]:
         "input": result.input,
         "input_problems": result.input_problems,
         "error": result.error,
-        "request": None if request is None else {
+        "request": None
+        if request is None
+        else {
             "method": request.method,
             "url": request.full_url(),
             "headers": request.headers,
@@ -114,5 +132,3 @@ def _as_text(result: Preview) -> str:
             lines.append("")
             lines.append(content.decode("utf-8", errors="replace"))
     return "\n".join(lines)
-
-

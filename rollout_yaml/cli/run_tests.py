@@ -43,13 +43,20 @@ def test(layout: Layout, env: str | None, pattern: str | None, output_format: st
     results = run_tests(apps, blueprints, pattern)
     failed = [r for r in results if not r.passed]
     if output_format == "json":
-        print_json({"passed": len(results) - len(failed), "failed": len(failed),
-                    "tests": [{"file": r.file, "name": r.name, "passed": r.passed,
-                               "failures": r.failures} for r in results]})
+        print_json(
+            {
+                "passed": len(results) - len(failed),
+                "failed": len(failed),
+                "tests": [
+                    {"file": r.file, "name": r.name, "passed": r.passed, "failures": r.failures}
+                    for r in results
+                ],
+            }
+        )
     else:
         for result in results:
             mark = "PASS" if result.passed else "FAIL"
-            click.echo(f"{mark}  {result.file} › {result.name}")
+            click.echo(f"{mark}  {result.file} :: {result.name}")
             for failure in result.failures:
                 click.echo("      " + failure.replace("\n", "\n      "))
         click.echo(f"{len(results) - len(failed)} passed, {len(failed)} failed")

@@ -65,7 +65,9 @@ action:
   action: add-note
   input:
     contact_id: "{{ payload.id }}"
-    text: "{{ params.greeting | default('Welcome', true) }}, {{ payload.name | default('friend') }}!"
+    text: >-
+      {{ params.greeting | default('Welcome', true) }},
+      {{ payload.name | default('friend') }}!
 tests:
   - name: greets by name
     params: { greeting: Hello }

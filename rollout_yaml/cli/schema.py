@@ -11,10 +11,16 @@ from rollout_yaml.config.jsonschema_export import FILE_KINDS, file_schema
 
 
 @click.command()
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write <kind>.schema.json files into this folder (default: print them all).")
-@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=None,
-              hidden=True)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write <kind>.schema.json files into this folder (default: print them all).",
+)
+@click.option(
+    "--project", type=click.Path(file_okay=False, path_type=Path), default=None, hidden=True
+)
 def schema(out_dir: Path | None, project: Path | None) -> None:
     """JSON Schemas of connector, blueprint, consumer, environment and release files."""
     schemas = {kind: file_schema(kind) for kind in FILE_KINDS}

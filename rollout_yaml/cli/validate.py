@@ -52,8 +52,13 @@ def validate_project(
 @project_option
 @click.option("--env", "env", default=None, help="Validate one environment (default: all).")
 @click.option("--all", "all_envs", is_flag=True, help="Validate every environment (the default).")
-@click.option("--format", "output_format", type=click.Choice(["text", "json", "github"]),
-              default="text", show_default=True)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    show_default=True,
+)
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 def validate(
     layout: Layout, env: str | None, all_envs: bool, output_format: str, strict: bool
@@ -72,9 +77,13 @@ def validate(
         if diagnostics:
             click.echo(format_text(diagnostics, layout.root))
         if not failed:
-            summary = (f"{counts['connectors']} connectors, {counts['blueprints']} blueprints, "
-                       f"{counts['environments']} environments ({counts['consumers']} consumers, "
-                       f"{counts['automations']} automations)")
-            click.echo(f"ok: {summary}" + (": no problems" if not diagnostics else ""),
-                       err=bool(diagnostics))
+            summary = (
+                f"{counts['connectors']} connectors, {counts['blueprints']} blueprints, "
+                f"{counts['environments']} environments ({counts['consumers']} consumers, "
+                f"{counts['automations']} automations)"
+            )
+            click.echo(
+                f"ok: {summary}" + (": no problems" if not diagnostics else ""),
+                err=bool(diagnostics),
+            )
     sys.exit(EXIT_CHECK_FAILED if failed else EXIT_OK)

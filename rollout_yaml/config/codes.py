@@ -1,4 +1,4 @@
-"""The catalogue of diagnostic codes: stable names users can search, each with a bad and a good example.
+"""The catalogue of diagnostic codes: stable, searchable, each with a bad and a good example.
 
 `docs/diagnostics.md` is generated from this table (`make docs`); a test keeps the two in step.
 """

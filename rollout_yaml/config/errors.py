@@ -96,7 +96,7 @@ def _data_path(loc: tuple[int | str, ...], data: Any) -> tuple[tuple[str | int, 
             isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
         ):
             path.append(part)
-            node = node[part]
+            node = node[part]  # type: ignore[index]
         elif isinstance(node, dict | list):
             # A tag pydantic adds for a union member, or a key that does not exist (missing).
             if isinstance(part, str) and not _looks_like_tag(part, node):

@@ -222,7 +222,7 @@ def load_environment(
     settings_source = _read(settings_path, layout, diagnostics)
     if settings_source is None:
         return None, diagnostics
-    secret_files = []
+    secret_files: list[object] = []
     if isinstance(settings_source.data, dict):
         files = settings_source.data.get("secrets") or {}
         secret_files = files.get("files", []) if isinstance(files, dict) else []

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from rollout_yaml.config.diagnostics import Diagnostic
-from collections.abc import Mapping
-
 from rollout_yaml.config.loader import Definitions, EnvironmentConfig, Loaded
 from rollout_yaml.config.models import Blueprint, Connector, Consumer
 from rollout_yaml.config.models.consumer import BlueprintAutomation, InlineAutomation
@@ -227,8 +225,12 @@ def _check_automation(
             )
             return
         roles = (
-            ("trigger", blueprint.model.trigger.app, automation.credentials.trigger,
-             blueprint.model.trigger.trigger),
+            (
+                "trigger",
+                blueprint.model.trigger.app,
+                automation.credentials.trigger,
+                blueprint.model.trigger.trigger,
+            ),
             ("action", blueprint.model.action.app, automation.credentials.action, None),
         )
         for role, app, credential, trigger in roles:
@@ -245,10 +247,18 @@ def _check_automation(
             )
         return
     yield from _app_trigger(
-        config.connectors, source, automation.trigger.app, automation.trigger.trigger, (*path, "trigger")
+        config.connectors,
+        source,
+        automation.trigger.app,
+        automation.trigger.trigger,
+        (*path, "trigger"),
     )
     yield from _app_action(
-        config.connectors, source, automation.action.app, automation.action.action, (*path, "action")
+        config.connectors,
+        source,
+        automation.action.app,
+        automation.action.action,
+        (*path, "action"),
     )
     yield from _credential_use(
         config,

@@ -19,7 +19,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from rollout_yaml.config.diagnostics import Diagnostic
 
 try:  # libyaml when available: the composer runs in C
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader
+    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
 except AttributeError:  # pragma: no cover - pure-Python fallback
     _Loader = yaml.SafeLoader
 
@@ -186,7 +186,7 @@ class _Builder:
 
     def _scalar(self, node: ScalarNode) -> Any:
         tag = node.tag
-        if tag == _STR or tag == _TIMESTAMP:
+        if tag in (_STR, _TIMESTAMP):
             return node.value  # dates stay the text the user wrote
         if tag in _PLAIN_TAGS:
             try:
@@ -206,6 +206,7 @@ class _Builder:
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:
                 for source in _merge_sources(value_node):
+                    assert isinstance(source, MappingNode)
                     for k, v in self._mapping(source).items():
                         merged.setdefault(k, v)
                 continue

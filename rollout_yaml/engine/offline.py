@@ -9,14 +9,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rollout_yaml.config.models.connector import ConnectorTest
 from rollout_yaml.config.models.blueprint import BlueprintTest
+from rollout_yaml.config.models.connector import ConnectorTest
 from rollout_yaml.expr.compiled import (
     CompiledAction,
     CompiledApp,
     CompiledBlueprint,
     CompiledTrigger,
 )
+from rollout_yaml.expr.jmespath import Query
 from rollout_yaml.expr.templates import Params, RenderError
 from rollout_yaml.expr.values import render_tree
 from rollout_yaml.http.request import PreparedRequest, RequestBuildError, app_context, build_request
@@ -167,8 +168,10 @@ def _compare_request(result: CaseResult, expected: Mapping[str, Any], got: Prepa
         elif key in actual:
             result.expect(f"request {key}", value, actual[key])
         else:
-            result.failures.append(f"expect_request has unknown key `{key}` (known: "
-                                   f"{', '.join(sorted([*actual, 'headers']))})")
+            result.failures.append(
+                f"expect_request has unknown key `{key}` (known: "
+                f"{', '.join(sorted([*actual, 'headers']))})"
+            )
 
 
 def _query_text(value: Any) -> str:
@@ -179,6 +182,7 @@ def _query_text(value: Any) -> str:
 
 def trigger_events(trigger: CompiledTrigger, document: Any) -> Iterator[tuple[Any, Any]]:
     """(id, payload) of each event a poll page or a webhook body holds."""
+    id_query: Query | None
     if trigger.poll is not None:
         items = trigger.poll.items.search(document)
         id_query, payload_query = trigger.poll.id, trigger.poll.payload
@@ -187,7 +191,8 @@ def trigger_events(trigger: CompiledTrigger, document: Any) -> Iterator[tuple[An
         items = hook.items.search(document) if hook.items else [document]
         id_query, payload_query = hook.id, hook.payload
     else:
-        items, id_query, payload_query = [document], None, None
+        yield None, document
+        return
     for item in items or []:
         item_id = id_query.search(item) if id_query is not None else None
         payload = payload_query.search(item) if payload_query is not None else item
@@ -212,8 +217,10 @@ def _trigger_test(
     payloads = [payload for _, payload in events]
     for index, payload in enumerate(payloads):
         for violation in trigger.payload_schema.violations(payload):
-            result.failures.append(f"payload {index} does not match payload_schema at "
-                                   f"{violation.json_path}: {violation.message}")
+            result.failures.append(
+                f"payload {index} does not match payload_schema at "
+                f"{violation.json_path}: {violation.message}"
+            )
     if test.expect_payloads is not None:
         result.expect("payloads", test.expect_payloads, payloads)
     if test.expect_ids is not None:
@@ -228,15 +235,22 @@ def run_blueprint_test(
     context = {
         "params": params,
         "payload": test.payload,
-        "event": {"id": "evt_test", "received_at": "2026-01-01T00:00:00Z",
-                  "app": bp.model.trigger.app, "trigger": bp.model.trigger.trigger},
+        "event": {
+            "id": "evt_test",
+            "received_at": "2026-01-01T00:00:00Z",
+            "app": bp.model.trigger.app,
+            "trigger": bp.model.trigger.trigger,
+        },
         "consumer": {"key": test.consumer},
         "env": "test",
     }
     try:
         if test.expect_trigger_input is not None:
-            result.expect("trigger input", test.expect_trigger_input,
-                          render_tree(bp.trigger_input, context, drop_null=True))
+            result.expect(
+                "trigger input",
+                test.expect_trigger_input,
+                render_tree(bp.trigger_input, context, drop_null=True),
+            )
         if test.expect_filtered is not None:
             passed = bp.filter.is_true(context) if bp.filter is not None else True
             result.expect("filtered", test.expect_filtered, not passed)
@@ -247,8 +261,10 @@ def run_blueprint_test(
             action = app.actions.get(bp.model.action.action) if app else None
             if action is not None:
                 for violation in action.input_schema.violations(rendered):
-                    result.failures.append(f"action input fails the input_schema at "
-                                           f"{violation.json_path}: {violation.message}")
+                    result.failures.append(
+                        f"action input fails the input_schema at "
+                        f"{violation.json_path}: {violation.message}"
+                    )
     except RenderError as exc:
         result.failures.append(f"template failed: {exc}")
     return result

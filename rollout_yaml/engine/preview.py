@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rollout_yaml.engine.mapping import automation_context, passes_filters, render_action_input
 from rollout_yaml.expr.compiled import CompiledAutomation, CompiledEnvironment
 from rollout_yaml.expr.templates import RenderError
 from rollout_yaml.http.request import PreparedRequest, RequestBuildError, app_context, build_request
-from rollout_yaml.engine.mapping import automation_context, passes_filters, render_action_input
 
 STORED_PLACEHOLDER = "<stored>"
 
@@ -49,8 +49,9 @@ def preview(
     trigger_app = env.apps.get(automation.trigger_app)
     trigger = trigger_app.triggers.get(automation.trigger_key) if trigger_app else None
     if trigger is not None:
-        result.payload_problems = [f"{v.json_path}: {v.message}"
-                                   for v in trigger.payload_schema.violations(payload)]
+        result.payload_problems = [
+            f"{v.json_path}: {v.message}" for v in trigger.payload_schema.violations(payload)
+        ]
     context = automation_context(env, automation, payload, event)
     try:
         if not passes_filters(trigger, automation, context):
@@ -61,8 +62,9 @@ def preview(
         result.error = f"mapping failed: {exc}"
         return result
     action = app.actions[automation.action_key]
-    result.input_problems = [f"{v.json_path}: {v.message}"
-                             for v in action.input_schema.violations(result.input)]
+    result.input_problems = [
+        f"{v.json_path}: {v.message}" for v in action.input_schema.violations(result.input)
+    ]
     if result.input_problems:
         return result
     credential = credential_values(env, automation.consumer, automation.action_credential)

@@ -70,8 +70,10 @@ def compile_definitions(
     ctx = ctx or CompileContext()
     start = len(ctx.diagnostics)
     ctx.diagnostics.extend(check_definitions(definitions))
-    apps = {key: AppCompiler(ctx, loaded).compile(None)
-            for key, loaded in definitions.connectors.items()}
+    apps = {
+        key: AppCompiler(ctx, loaded).compile(None)
+        for key, loaded in definitions.connectors.items()
+    }
     compiler = AutomationCompiler(ctx, "test", apps)
     blueprints = {key: compiler.blueprint(loaded) for key, loaded in definitions.blueprints.items()}
     return apps, blueprints, ctx.diagnostics[start:]

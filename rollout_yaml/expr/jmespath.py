@@ -93,7 +93,7 @@ class Query:
     def field_paths(self, root: str) -> list[tuple[str | int, ...]]:
         """Paths read from the document's top-level field `root` (e.g. `payload.customer.name`)."""
         found: list[tuple[str | int, ...]] = []
-        _collect(self._parsed.parsed, root, found)
+        _collect(dict(self._parsed.parsed), root, found)
         return found
 
     def __repr__(self) -> str:
@@ -113,7 +113,7 @@ def compile_query(source: str, cache: dict[str, Query] | None = None) -> Query:
         ) from exc
     except jp_errors.JMESPathError as exc:
         raise JMESPathError("RY302", f"invalid JMESPath {source!r}: {exc}") from exc
-    for name in _function_names(parsed.parsed):
+    for name in _function_names(dict(parsed.parsed)):
         if name not in KNOWN_FUNCTIONS:
             from rollout_yaml.config.suggest import did_you_mean
 

@@ -58,7 +58,7 @@ class _Undefined(StrictUndefined):
     __slots__ = ()
 
     @property
-    def _undefined_message(self) -> str:  # type: ignore[override]
+    def _undefined_message(self) -> str:
         if self._undefined_hint:
             return self._undefined_hint
         if self._undefined_obj is not None and not isinstance(self._undefined_obj, _Undefined):
@@ -173,7 +173,7 @@ class Template:
         self._paths = paths
 
     def paths(self, root: str) -> tuple[tuple[str | int, ...], ...]:
-        """Field paths read under a top-level name: `payload.customer.name` → ("customer", "name")."""
+        """Field paths read under a top-level name (`payload.customer.name` → customer, name)."""
         return self._paths.get(root, ())
 
     @property
@@ -238,9 +238,7 @@ class TemplateCompiler:
         single = None if path else _SINGLE_EXPRESSION.match(source)
         try:
             if single:
-                expression = env.compile_expression(
-                    single.group("expr"), undefined_to_none=False
-                )
+                expression = env.compile_expression(single.group("expr"), undefined_to_none=False)
 
                 def render(ctx: Mapping[str, Any]) -> Any:
                     return expression(**ctx)
@@ -249,7 +247,7 @@ class TemplateCompiler:
                 compiled = env.from_string(tree)
 
                 def render(ctx: Mapping[str, Any]) -> Any:
-                    return compiled.render(ctx)  # noqa: B023
+                    return compiled.render(ctx)
         except TemplateAssertionError as exc:
             raise TemplateProblem("RY306", self._unknown_filter(exc), exc.lineno or 1) from exc
         except TemplateSyntaxError as exc:

@@ -154,10 +154,13 @@ def build_request(
     base = base_url(app, context)
     path = str(_render(request.path, context, "path") or "")
     url = join_url(base, path)
-    headers = {k: str(v) for k, v in (_render_tree(app.default_headers, context,
-                                                    "defaults.headers") or {}).items()}
-    headers.update({k: str(v) for k, v in (_render_tree(request.headers, context, "headers")
-                                           or {}).items()})
+    headers = {
+        k: str(v)
+        for k, v in (_render_tree(app.default_headers, context, "defaults.headers") or {}).items()
+    }
+    headers.update(
+        {k: str(v) for k, v in (_render_tree(request.headers, context, "headers") or {}).items()}
+    )
     auth_headers, auth_query = auth_headers_and_query(app, context, credential)
     headers.update(auth_headers)
     query_values: dict[str, Any] = {}

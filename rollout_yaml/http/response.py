@@ -47,10 +47,7 @@ def error_message(app: CompiledApp, action: CompiledAction | None, status: int, 
     if query is not None and body is not None and not isinstance(body, str):
         message = query.search(body)
     if message in (None, "", [], {}):
-        if isinstance(body, str) and body.strip():
-            message = body.strip()[:500]
-        else:
-            message = f"HTTP {status}"
+        message = body.strip()[:500] if isinstance(body, str) and body.strip() else f"HTTP {status}"
     if not isinstance(message, str):
         message = json.dumps(message, ensure_ascii=False)[:500]
-    return message
+    return str(message)
