@@ -28,6 +28,8 @@ PathKey = tuple[str | int, ...]
 _STR = "tag:yaml.org,2002:str"
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _MERGE = "tag:yaml.org,2002:merge"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
 _PLAIN_TAGS = {
     "tag:yaml.org,2002:int",
     "tag:yaml.org,2002:float",
@@ -179,10 +181,21 @@ class _Builder:
         if isinstance(node, ScalarNode):
             return self._scalar(node)
         if isinstance(node, SequenceNode):
+            self._plain_collection(node, _SEQ)
             return [self.build(item) for item in node.value]
         if isinstance(node, MappingNode):
+            self._plain_collection(node, _MAP)
             return self._mapping(node)
         raise self._problem("RY006", f"unsupported YAML node {node.tag}", node)  # pragma: no cover
+
+    def _plain_collection(self, node: Node, expected: str) -> None:
+        if node.tag != expected:
+            raise self._problem(
+                "RY006",
+                f"unsupported YAML tag {node.tag!r}",
+                node,
+                hint="remove the tag; only plain strings, numbers, booleans, null, lists and maps",
+            )
 
     def _scalar(self, node: ScalarNode) -> Any:
         tag = node.tag

@@ -43,7 +43,10 @@ class AppCompiler:
             key=c.app,
             connector=c,
             file=src.display if src else None,
-            base_url=self.ctx.template(src, c.base_url, ("base_url",), CONNECTOR_NAMES),
+            # each {{ }} is percent-encoded: a credential value cannot add a host, port or path
+            base_url=self.ctx.template(
+                src, c.base_url, ("base_url",), CONNECTOR_NAMES, url_path=True
+            ),
             auth_headers=auth_headers,
             auth_query=auth_query,
             default_headers=self.ctx.tree(

@@ -88,7 +88,9 @@ class Query:
     def is_true(self, data: Any) -> bool:
         """JMESPath truthiness: false, null, empty string/list/object are false."""
         value = self.search(data)
-        return value not in (None, False, "", [], {})
+        if value is None or value is False:
+            return False
+        return not (isinstance(value, str | list | dict) and len(value) == 0)
 
     def field_paths(self, root: str) -> list[tuple[str | int, ...]]:
         """Paths read from the document's top-level field `root` (e.g. `payload.customer.name`)."""
@@ -156,13 +158,26 @@ def _chain(node: dict[str, Any]) -> list[str | int] | None:
         for child in node["children"]:
             sub = _chain(child)
             if sub is None:
-                return parts or None
+                head = _projection_head(child)
+                return [*parts, *head] if (parts or head) else None
             parts.extend(sub)
         return parts
     if kind == "index_expression":
         left = _chain(node["children"][0])
         return None if left is None else [*left, 0]
     return None
+
+
+def _projection_head(node: dict[str, Any]) -> list[str | int]:
+    """The field a projection (`items[*].sku`, `items[?x]`, `items[]`) reads from its context."""
+    if node.get("type") in ("projection", "filter_projection", "flatten", "value_projection"):
+        left = node["children"][0] if node.get("children") else None
+        if isinstance(left, dict):
+            chain = _chain(left)
+            if chain is not None:
+                return chain
+            return _projection_head(left)
+    return []
 
 
 def _collect(node: dict[str, Any], root: str, out: list[tuple[str | int, ...]]) -> None:

@@ -21,10 +21,15 @@ class SchemaProblem(ValueError):
         self.path = tuple(path)
 
 
-def resolve_refs(schema: Any, shared: Mapping[str, Any], _seen: tuple[str, ...] = ()) -> Any:
+def resolve_refs(
+    schema: Any,
+    shared: Mapping[str, Any],
+    _seen: tuple[str, ...] = (),
+    _path: tuple[str | int, ...] = (),
+) -> Any:
     """Inline `{"$ref": "#/schemas/name"}` references; a recursive reference becomes `{}`."""
     if isinstance(schema, list):
-        return [resolve_refs(item, shared, _seen) for item in schema]
+        return [resolve_refs(item, shared, _seen, (*_path, i)) for i, item in enumerate(schema)]
     if not isinstance(schema, dict):
         return schema
     ref = schema.get("$ref")
@@ -34,15 +39,17 @@ def resolve_refs(schema: Any, shared: Mapping[str, Any], _seen: tuple[str, ...] 
                 "RY207",
                 f"cannot resolve $ref {ref!r}: write "
                 f"`{REF_PREFIX}<name>` with a name from `schemas:`",
-                ("$ref",),
+                (*_path, "$ref"),
             )
         name = ref[len(REF_PREFIX) :]
         if name in _seen:
             return {}
-        target = resolve_refs(shared[name], shared, (*_seen, name))
-        siblings = {k: resolve_refs(v, shared, _seen) for k, v in schema.items() if k != "$ref"}
+        target = resolve_refs(shared[name], shared, (*_seen, name), _path)
+        siblings = {
+            k: resolve_refs(v, shared, _seen, (*_path, k)) for k, v in schema.items() if k != "$ref"
+        }
         return {**target, **siblings}
-    return {k: resolve_refs(v, shared, _seen) for k, v in schema.items()}
+    return {k: resolve_refs(v, shared, _seen, (*_path, k)) for k, v in schema.items()}
 
 
 def check_schema(schema: Any) -> None:

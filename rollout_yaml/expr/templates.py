@@ -16,8 +16,8 @@ from typing import Any
 from urllib.parse import quote
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
-from jinja2.exceptions import SecurityError, TemplateAssertionError, TemplateError, UndefinedError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.exceptions import SecurityError, TemplateAssertionError, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from rollout_yaml.expr.jmespath import JMESPathError, compile_query, iso8601, parse_datetime
 
@@ -87,9 +87,10 @@ class Params(dict[str, Any]):
         raise KeyError(key)
 
 
-class _DataEnvironment(SandboxedEnvironment):
-    """`a.b` on a mapping reads the key `b`, never a method: a payload field called `items`,
-    `keys` or `values` must mean the field."""
+class _DataEnvironment(ImmutableSandboxedEnvironment):
+    """Immutable (a template cannot `pop()` or `clear()` the payload it reads), and `a.b` on a
+    mapping reads the key `b`, never a method: a field called `items` or `keys` means the
+    field."""
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, Mapping):
@@ -189,7 +190,9 @@ class Template:
             raise RenderError(str(exc)) from exc
         except SecurityError as exc:
             raise RenderError(f"refused by the sandbox: {exc}") from exc
-        except (TemplateError, TypeError, ValueError, ArithmeticError) as exc:
+        except RenderError:
+            raise
+        except Exception as exc:  # a filter given the wrong data, an index out of range…
             raise RenderError(f"{type(exc).__name__}: {exc}") from exc
         if isinstance(value, _Undefined):
             raise RenderError(value._undefined_message)
@@ -229,6 +232,8 @@ class TemplateCompiler:
             raise TemplateProblem(
                 "RY301", f"template syntax error: {exc.message}", exc.lineno
             ) from exc
+        except Exception as exc:  # the parser's own limits (huge literals, deep nesting)
+            raise TemplateProblem("RY301", f"template cannot compile: {exc}") from exc
         _check_safe(tree)
         names = frozenset(_read_names(tree))
         paths = {
@@ -254,6 +259,8 @@ class TemplateCompiler:
             raise TemplateProblem(
                 "RY301", f"template syntax error: {exc.message}", exc.lineno
             ) from exc
+        except Exception as exc:  # constant folding of e.g. `2**100000` fails here
+            raise TemplateProblem("RY301", f"template cannot compile: {exc}") from exc
         self._check_filters(tree)
         return Template(source, render, native=bool(single), names=names, paths=paths)
 
@@ -283,24 +290,53 @@ def _check_safe(tree: nodes.Template) -> None:
             attr = node.attr
         elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
             attr = node.arg.value
-        elif isinstance(node, nodes.Filter) and node.name == "attr" and node.args:
+        elif isinstance(node, nodes.Filter) and node.name in _ATTRIBUTE_FILTERS:
+            for keyword in node.kwargs:
+                if keyword.key == "attribute" and isinstance(keyword.value, nodes.Const):
+                    attr = keyword.value.value
+                    for part in str(attr).split("."):
+                        _refuse_unsafe(part, node.lineno)
+            if node.name != "attr" or not node.args:
+                continue
             first = node.args[0]
             attr = first.value if isinstance(first, nodes.Const) else "<computed>"
             if not isinstance(first, nodes.Const):
                 raise TemplateProblem(
                     "RY303", "the `attr` filter needs a literal name", node.lineno
                 )
-        if isinstance(attr, str) and (attr.startswith("_") or attr in UNSAFE_ATTRIBUTES):
-            raise TemplateProblem(
-                "RY303",
-                f"unsafe template: `{attr}` is not allowed (templates only read data)",
-                node.lineno,
-            )
+        if isinstance(attr, str):
+            _refuse_unsafe(attr, node.lineno)
+
+
+_ATTRIBUTE_FILTERS = frozenset(
+    {
+        "attr",
+        "map",
+        "sort",
+        "groupby",
+        "sum",
+        "selectattr",
+        "rejectattr",
+        "unique",
+        "min",
+        "max",
+        "dictsort",
+    }
+)
+
+
+def _refuse_unsafe(attr: str, line: int) -> None:
+    if attr.startswith("_") or attr in UNSAFE_ATTRIBUTES:
+        raise TemplateProblem(
+            "RY303", f"unsafe template: `{attr}` is not allowed (templates only read data)", line
+        )
 
 
 def _read_names(tree: nodes.Template) -> set[str]:
     """Top-level names a template reads (loop and `set` variables excluded)."""
     stored = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    if any(True for _ in tree.find_all(nodes.For)):
+        stored.add("loop")  # Jinja's loop variable inside `{% for %}`
     return {n.name for n in tree.find_all(nodes.Name) if n.ctx == "load"} - stored
 
 

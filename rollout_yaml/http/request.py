@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,8 @@ from urllib.parse import unquote, urlencode, urlsplit
 from rollout_yaml.expr.compiled import CompiledApp, CompiledRequest
 from rollout_yaml.expr.templates import Template
 from rollout_yaml.expr.values import render_tree
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
 class RequestBuildError(ValueError):
@@ -112,7 +115,7 @@ def join_url(base: str, path: str) -> str:
     base_parts = urlsplit(base)
     if base_parts.scheme not in ("http", "https") or not base_parts.netloc:
         raise RequestBuildError(f"base_url {base!r} is not an absolute http(s) URL")
-    if "://" in path or path.startswith("//") or "\\" in path or "@" in path:
+    if "://" in path or path.startswith("//") or "\\" in path or "@" in path or _SCHEME.match(path):
         raise RequestBuildError(f"path {path!r} may not be a URL or contain `@` or `\\`")
     path_only = path.split("?", 1)[0]
     for segment in path_only.split("/"):

@@ -1,0 +1,134 @@
+"""Event intake: validate, match automations, apply filters, store durably, then dispatch.
+
+An event is acknowledged only after `Store.ingest` returns, i.e. after the commit that holds
+the event and one run per matching automation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rollout_yaml.engine.errors import EventRejected
+from rollout_yaml.engine.live_config import Active
+from rollout_yaml.engine.mapping import automation_context, passes_filters
+from rollout_yaml.engine.work import WorkItem
+from rollout_yaml.store.records import EventRecord, NewEvent, NewRun, RunStatus, new_id
+
+
+@dataclass(frozen=True, slots=True)
+class PushEvent:
+    app: str
+    trigger: str
+    id: str | None
+    payload: Any
+
+
+@dataclass(frozen=True, slots=True)
+class PushResult:
+    event_ids: list[str]
+    runs_queued: int
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Events turned into rows, and the work to dispatch once they are committed."""
+
+    batch: list[tuple[NewEvent, list[NewRun]]]
+    work: dict[str, WorkItem]
+
+
+def prepare_push(
+    active: Active,
+    consumer: str,
+    events: Sequence[PushEvent],
+    *,
+    owner: str,
+    lease: float,
+    batch_paths: bool,
+) -> Prepared:
+    """Check every event first (one bad event refuses the whole request), then build rows."""
+    env = active.env
+    for index, item in enumerate(events):
+        where = f"$.events[{index}]" if batch_paths else "$"
+        app = env.apps.get(item.app)
+        if app is None:
+            raise EventRejected(
+                404,
+                "not_found",
+                f"unknown app `{item.app}`",
+                [{"path": f"{where}.app", "message": "no such app"}],
+            )
+        trigger = app.triggers.get(item.trigger)
+        if trigger is None or trigger.kind != "push":
+            why = "no such trigger" if trigger is None else f"a {trigger.kind} trigger"
+            raise EventRejected(
+                404 if trigger is None else 422,
+                "not_found" if trigger is None else "invalid_request",
+                f"`{item.app}/{item.trigger}` is not a push trigger ({why})",
+                [{"path": f"{where}.trigger", "message": why}],
+            )
+        violations = trigger.payload_schema.violations(item.payload)
+        if violations:
+            details = [
+                {"path": f"{where}.payload{v.json_path[1:]}", "message": v.message}
+                for v in violations
+            ]
+            raise EventRejected(
+                422,
+                "invalid_request",
+                f"payload does not match `{item.app}/{item.trigger}`'s "
+                f"payload_schema: {violations[0].message}",
+                details,
+            )
+    now = time.time()
+    batch: list[tuple[NewEvent, list[NewRun]]] = []
+    work: dict[str, WorkItem] = {}
+    for item in events:
+        event_id = new_id("evt")
+        dedupe = item.id if item.id is not None else event_id
+        new_event = NewEvent(
+            event_id, consumer, item.app, item.trigger, dedupe, item.payload, now, "push"
+        )
+        record = EventRecord(
+            event_id, consumer, item.app, item.trigger, dedupe, item.payload, now, "push"
+        )
+        runs = []
+        trigger = env.apps[item.app].triggers[item.trigger]
+        event_view = {"id": dedupe, "received_at": now, "app": item.app, "trigger": item.trigger}
+        for automation in active.index.automations(consumer, item.app, item.trigger):
+            context = automation_context(env, automation, item.payload, event_view)
+            run_id = new_id("run")
+            if passes_filters(trigger, automation, context):
+                runs.append(
+                    NewRun(
+                        run_id,
+                        consumer,
+                        automation.key,
+                        event_id,
+                        dedupe,
+                        RunStatus.QUEUED,
+                        None,
+                        now,
+                        owner,
+                        now + lease,
+                    )
+                )
+                work[run_id] = WorkItem(run_id, consumer, automation.key, record)
+            else:
+                runs.append(
+                    NewRun(
+                        run_id,
+                        consumer,
+                        automation.key,
+                        event_id,
+                        dedupe,
+                        RunStatus.FILTERED,
+                        None,
+                        now,
+                    )
+                )
+        batch.append((new_event, runs))
+    return Prepared(batch, work)

@@ -1,0 +1,38 @@
+"""Prometheus metrics of one runner, in a registry of its own (no process-global state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.events = Counter(
+            "rollout_events_received",
+            "Trigger events accepted",
+            ["app", "trigger"],
+            registry=self.registry,
+        )
+        self.runs = Counter(
+            "rollout_runs_finished",
+            "Runs that reached a status",
+            ["status"],
+            registry=self.registry,
+        )
+        self.action_seconds = Histogram(
+            "rollout_action_duration_seconds",
+            "Time of one action attempt",
+            ["app", "action"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.queue_depth = Gauge(
+            "rollout_queue_depth", "Runs waiting for a worker", registry=self.registry
+        )
+        self.generation = Gauge(
+            "rollout_config_generation", "Active configuration generation", registry=self.registry
+        )
+        self.reload_failures = Counter(
+            "rollout_reload_failures", "Rejected configurations", registry=self.registry
+        )

@@ -1,0 +1,50 @@
+"""The boundary between the engine and a database. SQLite and PostgreSQL implement it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from rollout_yaml.store.records import (
+    Attempt,
+    Ingested,
+    NewEvent,
+    NewRun,
+    Run,
+    RunQuery,
+    RunUpdate,
+)
+
+
+class Store(Protocol):
+    async def open(self) -> list[int]:
+        """Connect and apply migrations; return the migration versions applied."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> bool: ...
+
+    async def ingest(self, batch: Sequence[tuple[NewEvent, Sequence[NewRun]]]) -> list[Ingested]:
+        """Store events and their runs in one transaction. An event whose (consumer, app,
+        trigger, dedupe key) is already stored is not stored again and gets no new runs.
+        Returns only after the commit: the caller may then acknowledge."""
+
+    async def insert_runs(self, runs: Sequence[NewRun]) -> list[str]:
+        """Store runs of already-stored events (replays); return the ids inserted."""
+
+    async def record(self, update: RunUpdate, attempt: Attempt | None = None) -> None:
+        """Save an attempt and the run's new state together."""
+
+    async def claim_runs(self, owner: str, now: float, lease: float, limit: int) -> list[Run]:
+        """Lease runs that are due (queued or retrying, with no live lease) to `owner`."""
+
+    async def release(self, owner: str) -> int:
+        """Give up every lease `owner` holds (on shutdown); return how many."""
+
+    async def get_run(self, run_id: str, consumer: str | None = None) -> Run | None:
+        """One run with its event and attempts; None if absent or of another consumer."""
+
+    async def list_runs(self, query: RunQuery) -> list[Run]:
+        """Runs newest first (keyset on id), without attempts."""
+
+    async def count_by_status(self) -> dict[str, int]: ...

@@ -1,0 +1,222 @@
+"""Every query the engine runs, by name, written once for both backends.
+
+Each function takes a synchronous SQLAlchemy connection: SQLite's writer thread calls them
+directly, PostgreSQL's async engine through `AsyncConnection.run_sync`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from rollout_yaml.store.records import (
+    Attempt,
+    EventRecord,
+    Ingested,
+    NewEvent,
+    NewRun,
+    Run,
+    RunQuery,
+    RunStatus,
+    RunUpdate,
+)
+from rollout_yaml.store.schema import attempts, events, runs
+
+
+def _insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table) -> Any:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
+def ingest(
+    conn: sa.Connection, batch: Sequence[tuple[NewEvent, Sequence[NewRun]]]
+) -> list[Ingested]:
+    insert_event = _insert_ignoring_duplicates(conn, events)
+    insert_run = _insert_ignoring_duplicates(conn, runs)
+    out: list[Ingested] = []
+    for event, new_runs in batch:
+        inserted = conn.execute(insert_event, asdict(event)).rowcount == 1
+        if not inserted:
+            existing = conn.execute(
+                sa.select(events.c.id).where(
+                    events.c.consumer == event.consumer,
+                    events.c.app == event.app,
+                    events.c.trigger == event.trigger,
+                    events.c.dedupe_key == event.dedupe_key,
+                )
+            ).scalar_one()
+            out.append(Ingested(existing, False, ()))
+            continue
+        if new_runs:
+            conn.execute(insert_run, [_run_row(r) for r in new_runs])
+        out.append(Ingested(event.id, True, tuple(r.id for r in new_runs)))
+    return out
+
+
+def _run_row(run: NewRun) -> dict[str, Any]:
+    row = asdict(run)
+    row["status"] = str(run.status)
+    row["attempts"] = 0
+    row["updated_at"] = run.created_at
+    if run.status in (RunStatus.FILTERED, RunStatus.DRY_RUN):
+        row["finished_at"] = run.created_at
+    return row
+
+
+def insert_runs(conn: sa.Connection, new_runs: Sequence[NewRun]) -> list[str]:
+    insert_run = _insert_ignoring_duplicates(conn, runs)
+    inserted = []
+    for run in new_runs:
+        if conn.execute(insert_run, _run_row(run)).rowcount == 1:
+            inserted.append(run.id)
+    return inserted
+
+
+def record(conn: sa.Connection, update: RunUpdate, attempt: Attempt | None) -> None:
+    if attempt is not None:
+        conn.execute(sa.insert(attempts), asdict(attempt))
+    values = asdict(update)
+    run_id = values.pop("run_id")
+    values["status"] = str(update.status)
+    if values["input"] is None:
+        values.pop("input")
+    conn.execute(sa.update(runs).where(runs.c.id == run_id).values(**values))
+
+
+def claim_runs(conn: sa.Connection, owner: str, now: float, lease: float, limit: int) -> list[Run]:
+    due = (
+        sa.select(runs.c.id)
+        .where(
+            runs.c.status.in_([RunStatus.QUEUED, RunStatus.RETRYING, RunStatus.RUNNING]),
+            sa.or_(runs.c.next_attempt_at.is_(None), runs.c.next_attempt_at <= now),
+            sa.or_(runs.c.lease_owner.is_(None), runs.c.lease_expires_at < now),
+        )
+        .order_by(runs.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    ids = list(conn.execute(due).scalars())
+    if not ids:
+        return []
+    conn.execute(
+        sa.update(runs)
+        .where(runs.c.id.in_(ids))
+        .values(lease_owner=owner, lease_expires_at=now + lease)
+    )
+    return _load_runs(
+        conn,
+        sa.select(*_RUN_COLUMNS).select_from(_JOINED).where(runs.c.id.in_(ids)).order_by(runs.c.id),
+    )
+
+
+def release(conn: sa.Connection, owner: str) -> int:
+    result = conn.execute(
+        sa.update(runs)
+        .where(runs.c.lease_owner == owner)
+        .values(lease_owner=None, lease_expires_at=None)
+    )
+    return int(result.rowcount or 0)
+
+
+_JOINED = runs.join(events, runs.c.event_id == events.c.id)
+_RUN_COLUMNS = (
+    runs.c.id,
+    runs.c.consumer,
+    runs.c.automation,
+    runs.c.status,
+    runs.c.attempts,
+    runs.c.input,
+    runs.c.output,
+    runs.c.error,
+    runs.c.error_kind,
+    runs.c.created_at,
+    runs.c.updated_at,
+    runs.c.finished_at,
+    runs.c.next_attempt_at,
+    runs.c.replay_of,
+    events.c.id.label("e_id"),
+    events.c.consumer.label("e_consumer"),
+    events.c.app,
+    events.c.trigger,
+    events.c.dedupe_key,
+    events.c.payload,
+    events.c.received_at,
+    events.c.source,
+)
+
+
+def _load_runs(conn: sa.Connection, query: sa.Select[Any], with_payload: bool = True) -> list[Run]:
+    out = []
+    for row in conn.execute(query).mappings():
+        event = EventRecord(
+            id=row["e_id"],
+            consumer=row["e_consumer"],
+            app=row["app"],
+            trigger=row["trigger"],
+            dedupe_key=row["dedupe_key"],
+            payload=row["payload"] if with_payload else None,
+            received_at=row["received_at"],
+            source=row["source"],
+        )
+        out.append(
+            Run(
+                id=row["id"],
+                consumer=row["consumer"],
+                automation=row["automation"],
+                status=RunStatus(row["status"]),
+                attempts=row["attempts"],
+                input=row["input"],
+                output=row["output"],
+                error=row["error"],
+                error_kind=row["error_kind"],
+                created_at=row["created_at"],
+                updated_at=row["updated_at"],
+                finished_at=row["finished_at"],
+                next_attempt_at=row["next_attempt_at"],
+                replay_of=row["replay_of"],
+                event=event,
+            )
+        )
+    return out
+
+
+def get_run(conn: sa.Connection, run_id: str, consumer: str | None) -> Run | None:
+    query = sa.select(*_RUN_COLUMNS).select_from(_JOINED).where(runs.c.id == run_id)
+    if consumer is not None:
+        query = query.where(runs.c.consumer == consumer)
+    found = _load_runs(conn, query)
+    if not found:
+        return None
+    log = tuple(
+        Attempt(**dict(row))
+        for row in conn.execute(
+            sa.select(attempts).where(attempts.c.run_id == run_id).order_by(attempts.c.number)
+        ).mappings()
+    )
+    run = found[0]
+    return Run(**{**{f: getattr(run, f) for f in Run.__dataclass_fields__}, "attempt_log": log})
+
+
+def list_runs(conn: sa.Connection, q: RunQuery) -> list[Run]:
+    query = sa.select(*_RUN_COLUMNS).select_from(_JOINED)
+    if q.consumer is not None:
+        query = query.where(runs.c.consumer == q.consumer)
+    if q.automation is not None:
+        query = query.where(runs.c.automation == q.automation)
+    if q.status is not None:
+        query = query.where(runs.c.status == q.status)
+    if q.since is not None:
+        query = query.where(runs.c.created_at >= q.since)
+    if q.before_id is not None:
+        query = query.where(runs.c.id < q.before_id)
+    return _load_runs(conn, query.order_by(runs.c.id.desc()).limit(q.limit), with_payload=False)
+
+
+def count_by_status(conn: sa.Connection) -> dict[str, int]:
+    rows = conn.execute(sa.select(runs.c.status, sa.func.count()).group_by(runs.c.status))
+    return {status: int(count) for status, count in rows}

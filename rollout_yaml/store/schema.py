@@ -1,0 +1,97 @@
+"""Tables, in SQLAlchemy Core: one definition for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("applied_at", sa.Float, nullable=False),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("consumer", sa.String(200), nullable=False),
+    sa.Column("app", sa.String(100), nullable=False),
+    sa.Column("trigger", sa.String(100), nullable=False),
+    sa.Column("dedupe_key", sa.String(500), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("source", sa.String(20), nullable=False),
+    sa.UniqueConstraint("consumer", "app", "trigger", "dedupe_key", name="uq_events_key"),
+)
+sa.Index("ix_events_received", events.c.received_at)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("consumer", sa.String(200), nullable=False),
+    sa.Column("automation", sa.String(100), nullable=False),
+    sa.Column("event_id", sa.String(40), sa.ForeignKey("events.id"), nullable=False),
+    sa.Column("event_key", sa.String(600), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("input", sa.JSON),
+    sa.Column("output", sa.JSON),
+    sa.Column("error", sa.Text),
+    sa.Column("error_kind", sa.String(20)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("next_attempt_at", sa.Float),
+    sa.Column("lease_owner", sa.String(80)),
+    sa.Column("lease_expires_at", sa.Float),
+    sa.Column("replay_of", sa.String(40)),
+    # exactly one run per (automation, event): 40-runtime.md's delivery guarantee
+    sa.UniqueConstraint("consumer", "automation", "event_key", name="uq_runs_event"),
+)
+sa.Index("ix_runs_consumer_id", runs.c.consumer, runs.c.id)
+sa.Index("ix_runs_pending", runs.c.status, runs.c.next_attempt_at)
+
+attempts = sa.Table(
+    "attempts",
+    metadata,
+    sa.Column("run_id", sa.String(40), sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("duration_ms", sa.Float, nullable=False),
+    sa.Column("request", sa.JSON),
+    sa.Column("response", sa.JSON),
+    sa.Column("error", sa.Text),
+)
+
+poll_state = sa.Table(
+    "poll_state",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("cursor", sa.JSON),
+    sa.Column("seen_ids", sa.JSON),
+    sa.Column("last_polled_at", sa.Float),
+    sa.Column("next_poll_at", sa.Float),
+)
+
+credentials = sa.Table(
+    "credentials",
+    metadata,
+    sa.Column("consumer", sa.String(200), primary_key=True),
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("app", sa.String(100), nullable=False),
+    sa.Column("ciphertext", sa.LargeBinary, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, default="active"),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("owner", sa.String(80), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
