@@ -7,6 +7,7 @@ import click
 from rollout_yaml import __version__
 from rollout_yaml.cli.init import init
 from rollout_yaml.cli.render import render
+from rollout_yaml.cli.run import run
 from rollout_yaml.cli.run_tests import test
 from rollout_yaml.cli.schema import schema
 from rollout_yaml.cli.validate import validate
@@ -18,7 +19,7 @@ def cli() -> None:
     """rollout-yaml: embedded integrations as YAML in git, run per environment."""
 
 
-for command in (validate, test, schema, init, render):
+for command in (validate, test, schema, init, render, run):
     cli.add_command(command)
 
 

@@ -53,9 +53,19 @@ class RenderError(ValueError):
 
 
 class _Undefined(StrictUndefined):
-    """Names the missing field in the error a failed run records."""
+    """Strict where a value is used (output, comparisons, loops), chainable where it is only
+    read further: `payload.customer.name | default('guest')` works when `customer` is missing,
+    and the error names the first missing field."""
 
     __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self
+
+    def __getitem__(self, _key: Any) -> Any:
+        return self
 
     @property
     def _undefined_message(self) -> str:

@@ -114,6 +114,15 @@ def claim_runs(conn: sa.Connection, owner: str, now: float, lease: float, limit:
     )
 
 
+def release_all(conn: sa.Connection) -> int:
+    result = conn.execute(
+        sa.update(runs)
+        .where(runs.c.lease_owner.is_not(None))
+        .values(lease_owner=None, lease_expires_at=None)
+    )
+    return int(result.rowcount or 0)
+
+
 def release(conn: sa.Connection, owner: str) -> int:
     result = conn.execute(
         sa.update(runs)

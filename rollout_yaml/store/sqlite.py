@@ -224,4 +224,8 @@ class SQLiteStore:
 
 
 def _migrate(conn: sa.Connection) -> list[int]:
-    return apply_migrations(conn)
+    applied = apply_migrations(conn)
+    # This process holds the file lock, so any lease in the file belongs to a process that is
+    # gone (a crash): its runs are claimable at once instead of after the lease expires.
+    queries.release_all(conn)
+    return applied
