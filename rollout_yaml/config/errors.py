@@ -67,7 +67,7 @@ def _one(
             hint=f"add `{path[-1]}:`",
         )
     if kind == "union_tag_not_found":
-        return source.diagnostic("RY103", f"`{where}`: {error['msg']}", full)
+        return _missing_tag(error, source, path, full)
     if _OWN_CODE.match(kind):
         return source.diagnostic(
             kind, f"`{where}`: {error['msg']}" if where else error["msg"], full
@@ -79,8 +79,29 @@ def _one(
     )
     message = error["msg"]
     if kind == "union_tag_invalid":
-        message = message.replace("Input tag", "type").replace("found using 'type'", "")
+        ctx = error.get("ctx") or {}
+        tag = str(ctx.get("discriminator", "'type'")).strip("'")
+        message = f"unknown {tag} {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
+        full = (*full, tag)
+        where = ".".join(str(p) for p in (*path, tag))
     return source.diagnostic(code, f"`{where}`: {message}" if where else message, full)
+
+
+def _missing_tag(
+    error: ErrorDetails, source: SourceFile, path: tuple[str | int, ...], full: tuple[Any, ...]
+) -> Diagnostic:
+    """A union's `type:` is missing: most often it is misspelt, so point at the misspelling."""
+    tag = str((error.get("ctx") or {}).get("discriminator", "'type'")).strip("'")
+    node = error.get("input")
+    if isinstance(node, dict):
+        for key in node:
+            if isinstance(key, str) and did_you_mean(key, [tag]) and key != tag:
+                return source.diagnostic(
+                    "RY101", f"unknown key `{key}`", (*full, key), key=True,
+                    hint=f"did you mean `{tag}`?")
+    where = ".".join(str(p) for p in path)
+    return source.diagnostic("RY103", f"missing required field `{tag}`"
+                             + (f" in `{where}`" if where else ""), full, hint=f"add `{tag}:`")
 
 
 def _data_path(loc: tuple[int | str, ...], data: Any) -> tuple[tuple[str | int, ...], bool]:
@@ -88,10 +109,19 @@ def _data_path(loc: tuple[int | str, ...], data: Any) -> tuple[tuple[str | int, 
     path: list[str | int] = []
     node = data
     bad_key = False
-    for part in loc:
+    for index, part in enumerate(loc):
         if part == "[key]":
             bad_key = True
             break
+        is_tag_too = (
+            isinstance(node, dict)
+            and part in node
+            and _looks_like_tag(str(part), node)
+            and not isinstance(node[part], dict | list)
+            and index + 1 < len(loc)
+        )  # e.g. `blueprint`: both pydantic's union tag and a key holding a plain string
+        if is_tag_too:
+            continue
         if (isinstance(node, dict) and part in node) or (
             isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
         ):

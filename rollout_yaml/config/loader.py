@@ -220,19 +220,25 @@ def load_environment(
         return None, diagnostics
     process_env = dict(os.environ if environ is None else environ)
     settings_source = _read(settings_path, layout, diagnostics)
-    if settings_source is None:
-        return None, diagnostics
     secret_files: list[object] = []
-    if isinstance(settings_source.data, dict):
+    if settings_source is not None and isinstance(settings_source.data, dict):
         files = settings_source.data.get("secrets") or {}
         secret_files = files.get("files", []) if isinstance(files, dict) else []
     lookup = {**load_secret_files(env_dir, [str(f) for f in secret_files]), **process_env}
-    settings_vars = interpolate(settings_source.data, lookup)
-    _report_missing(settings_vars, settings_source, missing_secret, diagnostics)
-    settings = load_model(
-        settings_source, EnvironmentSettings, "environment", env, diagnostics, settings_vars.data
-    )
-    if settings is None:
+
+    def prepare(source: SourceFile) -> Interpolated:
+        result = interpolate(source.data, lookup)
+        _report_missing(result, source, missing_secret, diagnostics)
+        return result
+
+    settings = None
+    if settings_source is not None:
+        settings_vars = prepare(settings_source)
+        settings = load_model(settings_source, EnvironmentSettings, "environment", env,
+                              diagnostics, settings_vars.data)
+    if settings_source is None or settings is None:
+        # The environment cannot run, but its consumer files still get their own diagnostics.
+        _load_folder(env_dir / "consumers", Consumer, "consumer", layout, diagnostics, prepare)
         return None, diagnostics
 
     if settings.release == "frozen":
@@ -242,12 +248,6 @@ def load_environment(
     else:
         definitions = load_definitions(layout.root, layout, cache)
     diagnostics.extend(definitions.diagnostics)
-
-    def prepare(source: SourceFile) -> Interpolated:
-        result = interpolate(source.data, lookup)
-        _report_missing(result, source, missing_secret, diagnostics)
-        return result
-
     consumers, consumer_files = _load_folder(
         env_dir / "consumers", Consumer, "consumer", layout, diagnostics, prepare
     )
