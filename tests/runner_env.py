@@ -12,7 +12,7 @@ from rollout_yaml.expr.compiler import load_and_compile
 
 FIXTURE = Path(__file__).parent / "fixtures" / "runner_project"
 SECRETS = {
-    "ROLLOUT_JWT_SECRET": "jwt-secret-for-tests-0123456789abcdef0123456789abcdef",
+    "ROLLOUT_JWT_SECRET": "jwt-secret-for-tests-0123456789abcdef0123456789abcdef-0123456789abcdef",
     "ROLLOUT_ADMIN_TOKEN": "admin-token-for-tests-7f3a9c",
     "ACME_SINK_TOKEN": "acme-sink-token-5d8e2b71",
     "GLOBEX_SINK_TOKEN": "globex-sink-token-a1c4f0e9",

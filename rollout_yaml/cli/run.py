@@ -1,4 +1,5 @@
-"""`rollout-yaml run`: the daemon."""
+"""`rollout-yaml run`: the daemon. Its heavy imports (server, database) load only when it runs,
+so `validate` and friends start fast."""
 
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ import click
 from rollout_yaml.cli.common import EXIT_USAGE, project_option
 from rollout_yaml.config.diagnostics import format_text
 from rollout_yaml.config.project import Layout
-from rollout_yaml.daemon.process import CannotStart, RunOptions, compile_for_run, serve
-from rollout_yaml.store.factory import UnsupportedDatabase
 
 
 @click.command()
@@ -30,6 +29,9 @@ def run(
     layout: Layout, env: str, once: bool, host: str | None, port: int | None, log_format: str | None
 ) -> None:
     """Run an environment: serve the API and webhooks, execute automations, reload on change."""
+    from rollout_yaml.daemon.process import CannotStart, RunOptions, compile_for_run, serve
+    from rollout_yaml.store.factory import UnsupportedDatabase
+
     compiled, errors = compile_for_run(layout, env)
     if compiled is None:
         click.echo(format_text(errors, layout.root), err=True)
@@ -43,21 +45,15 @@ def run(
         log_format=log_format or ("text" if sys.stderr.isatty() else "json"),
     )
     try:
-        code = _run(layout, options, compiled)
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
+        loop_factory = None
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            code = runner.run(serve(layout, options, compiled))
     except (CannotStart, UnsupportedDatabase) as exc:
         click.echo(f"error: cannot start: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     sys.exit(code)
-
-
-def _run(layout: Layout, options: RunOptions, compiled: object) -> int:
-    from rollout_yaml.expr.compiled import CompiledEnvironment
-
-    assert isinstance(compiled, CompiledEnvironment)
-    try:
-        import uvloop
-
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(serve(layout, options, compiled))
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
-        return asyncio.run(serve(layout, options, compiled))

@@ -1,0 +1,353 @@
+"""The runner as users run it: the real daemon process, a real HTTP server as the App, real
+files edited while it runs (issue: the runner executes automations end to end)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+from app_server import Answer, AppServer
+from daemon_proc import Daemon, consumer_token, free_port
+from runner_env import SECRETS, copy_project
+
+ORDER = {"order_id": 7, "total": 25.5, "customer": {"name": "Ada", "email": "ada@example.com"}}
+
+
+@pytest.fixture
+def app() -> Iterator[AppServer]:
+    server = AppServer().start()
+    server.default = Answer(200, {"received": True, "ok": True})
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return copy_project(tmp_path)
+
+
+@pytest.fixture
+def daemon(project: Path, app: AppServer) -> Iterator[Daemon]:
+    running = Daemon(project, app.url).start()
+    yield running
+    running.stop()
+
+
+def wait_run(client: httpx.Client, run_id: str, *, done: tuple[str, ...] = ("succeeded",
+             "failed", "filtered", "dry_run"), timeout: float = 20) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        answer = client.get(f"/v1/runs/{run_id}")
+        if answer.status_code == 200 and answer.json()["status"] in done:
+            return answer.json()
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} not finished: {client.get(f'/v1/runs/{run_id}').text}")
+
+
+def only_run(client: httpx.Client, automation: str) -> dict:
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        runs = client.get("/v1/runs", params={"automation": automation}).json()["runs"]
+        if runs:
+            return wait_run(client, runs[0]["id"])
+        time.sleep(0.05)
+    raise AssertionError("no run")
+
+
+def push(client: httpx.Client, payload: dict, event_id: str | None = None) -> httpx.Response:
+    body = {"app": "partner", "trigger": "order-created", "payload": payload}
+    if event_id:
+        body["id"] = event_id
+    return client.post("/v1/events", json=body)
+
+
+# -- delivery ------------------------------------------------------------------------------
+
+
+def test_pushed_event_reaches_the_app_and_the_run_shows_it_redacted(
+        daemon: Daemon, app: AppServer) -> None:
+    with daemon.client("acme") as client:
+        answer = push(client, ORDER)
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["runs_queued"] == 1
+        received = app.wait_for(1)[0]
+        assert received.method == "POST" and received.path == "/orders/7"
+        assert received.json() == {"text": "Order 7 by Ada: 25.5"}
+        assert received.headers["Authorization"] == f"Bearer {SECRETS['ACME_SINK_TOKEN']}"
+        run = only_run(client, "orders-to-sink")
+    assert run["status"] == "succeeded"
+    assert run["output"] == {"received": True}
+    attempt = run["attempts"][0]
+    assert attempt["request"]["headers"]["Authorization"] == "Bearer ***"
+    assert attempt["response"]["status"] == 200
+    shown = daemon.cli("runs", "show", "--env", "test", run["id"])
+    assert shown.returncode == 0, shown.stderr
+    assert "/orders/7" in shown.stdout and "Bearer ***" in shown.stdout
+    assert SECRETS["ACME_SINK_TOKEN"] not in shown.stdout + json.dumps(run)
+
+
+def test_same_event_id_three_times_is_one_run(daemon: Daemon, app: AppServer) -> None:
+    with daemon.client("acme") as client:
+        answers = [push(client, ORDER, event_id="order-7") for _ in range(3)]
+        assert [a.status_code for a in answers] == [202, 202, 202]
+        assert [a.json()["runs_queued"] for a in answers] == [1, 0, 0]
+        assert len({a.json()["event_ids"][0] for a in answers}) == 1
+        app.wait_for(1)
+        time.sleep(0.5)
+        assert len(app.requests) == 1
+        assert len(client.get("/v1/runs").json()["runs"]) == 1
+
+
+def test_a_filter_that_says_no_sends_nothing(daemon: Daemon, app: AppServer) -> None:
+    with daemon.client("acme") as client:
+        assert push(client, {**ORDER, "total": 3}).json()["runs_queued"] == 0
+        run = only_run(client, "orders-to-sink")
+    assert run["status"] == "filtered"
+    time.sleep(0.3)
+    assert app.requests == []
+
+
+# -- failures and retries ------------------------------------------------------------------
+
+
+def test_503_twice_then_200_succeeds_after_three_attempts(daemon: Daemon,
+                                                          app: AppServer) -> None:
+    app.answer(Answer(503, {"error": {"message": "busy"}}), Answer(503, {"error": {"message":
+                                                                                  "busy"}}))
+    with daemon.client("acme") as client:
+        push(client, ORDER)
+        run = only_run(client, "orders-to-sink")
+    assert run["status"] == "succeeded"
+    assert [a["response"]["status"] for a in run["attempts"]] == [503, 503, 200]
+    assert {r.headers["Idempotency-Key"] for r in app.requests} == {run["id"]}
+
+
+def test_429_with_retry_after_waits_at_least_that_long(daemon: Daemon, app: AppServer) -> None:
+    app.answer(Answer(429, {"error": {"message": "slow down"}}, {"Retry-After": "2"}))
+    with daemon.client("acme") as client:
+        push(client, ORDER)
+        app.wait_for(2, timeout=15)
+        run = only_run(client, "orders-to-sink")
+    assert run["status"] == "succeeded"
+    first, second = app.requests[0].at, app.requests[1].at
+    assert second - first >= 2.0
+
+
+def test_400_fails_at_once_with_the_apps_message(daemon: Daemon, app: AppServer) -> None:
+    app.answer(Answer(400, {"error": {"message": "order 7 is archived"}}))
+    with daemon.client("acme") as client:
+        push(client, ORDER)
+        run = only_run(client, "orders-to-sink")
+    assert run["status"] == "failed"
+    assert run["error"] == "order 7 is archived"
+    assert len(run["attempts"]) == 1
+    time.sleep(0.5)
+    assert len(app.requests) == 1
+
+
+def test_slack_style_ok_false_fails_with_the_apps_error_and_is_not_retried(
+        daemon: Daemon, app: AppServer) -> None:
+    app.answer(Answer(200, {"ok": False, "error": "channel_not_found"}))
+    with daemon.client("globex") as client:
+        push(client, ORDER)
+        run = only_run(client, "orders-to-chat")
+    assert run["status"] == "failed"
+    assert run["error"] == "channel_not_found"
+    assert len(run["attempts"]) == 1
+
+
+# -- crash ---------------------------------------------------------------------------------
+
+
+def test_kill_9_loses_no_acknowledged_event(project: Path, app: AppServer) -> None:
+    # While the App is down, runs fail to connect and wait to retry; then the daemon dies.
+    sink = project / "connectors" / "sink.yaml"
+    sink.write_text(sink.read_text().replace("max_attempts: 4", "max_attempts: 20")
+                    .replace("base: 100ms", "base: 2s"))
+    down = f"http://127.0.0.1:{free_port()}"
+    first = Daemon(project, down).start()
+    with first.client("acme") as client:
+        for batch in range(5):
+            events = [{"app": "partner", "trigger": "order-created", "id": f"o-{batch}-{i}",
+                       "payload": {"order_id": batch * 100 + i, "total": 20}}
+                      for i in range(100)]
+            answer = client.post("/v1/events", json={"events": events})
+            assert answer.status_code == 202, answer.text
+            assert answer.json()["runs_queued"] == 100
+    first.kill()
+
+    second = Daemon(project, app.url, port=first.port).start()
+    try:
+        app.wait_for(500, timeout=60)
+        with second.client("acme") as client:
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                runs = client.get("/v1/runs", params={"status": "succeeded", "limit": 500})
+                if len(runs.json()["runs"]) == 500:
+                    break
+                time.sleep(0.2)
+            assert len(runs.json()["runs"]) == 500
+        keys = [r.headers["Idempotency-Key"] for r in app.requests]
+        assert len(keys) == 500 and len(set(keys)) == 500
+        paths = sorted(int(r.path.rsplit("/", 1)[1]) for r in app.requests)
+        assert paths == list(range(500))
+    finally:
+        second.stop()
+
+
+# -- hot reload ----------------------------------------------------------------------------
+
+
+NEW_AUTOMATION = """
+  big-orders:
+    trigger: { app: partner, trigger: order-created }
+    filter: "payload.total >= `100`"
+    action:
+      app: sink
+      action: deliver
+      credential: sink
+      input: { order_id: "{{ payload.order_id }}", text: "BIG {{ payload.total }}" }
+"""
+
+
+def _generation(client: httpx.Client) -> int:
+    return int(client.get("/status").json()["generation"])
+
+
+def test_saved_consumer_file_is_active_within_a_second(daemon: Daemon, project: Path,
+                                                       app: AppServer) -> None:
+    consumer = project / "environments/test/consumers/acme.yaml"
+    with daemon.client("acme") as client:
+        before = _generation(client)
+        consumer.write_text(consumer.read_text() + NEW_AUTOMATION)
+        written = time.monotonic()
+        while _generation(client) == before:
+            assert time.monotonic() - written < 1.0, "reload took over 1 s"
+            time.sleep(0.01)
+        keys = [a["key"] for a in client.get("/v1/automations").json()["automations"]]
+        assert "big-orders" in keys
+        push(client, {**ORDER, "total": 150})
+        app.wait_for(2)
+    assert sorted(r.json()["text"] for r in app.requests)[0] == "BIG 150"
+
+
+def test_a_broken_save_keeps_the_old_configuration_and_status_names_it(
+        daemon: Daemon, project: Path, app: AppServer) -> None:
+    consumer = project / "environments/test/consumers/acme.yaml"
+    good = consumer.read_text()
+    with daemon.client("acme") as client:
+        before = _generation(client)
+        consumer.write_text(good.replace("filter:", "filtr:"))
+        deadline = time.time() + 5
+        while client.get("/status").json()["last_reload_error"] is None:
+            assert time.time() < deadline, "the broken save was not reported"
+            time.sleep(0.02)
+        error = client.get("/status").json()["last_reload_error"]
+        problem = error["diagnostics"][0]
+        assert problem["file"] == "environments/test/consumers/acme.yaml"
+        assert (problem["line"], problem["col"], problem["code"]) == (9, 5, "RY101")
+        assert _generation(client) == before
+        assert push(client, ORDER).json()["runs_queued"] == 1  # the old one still runs
+        app.wait_for(1)
+        consumer.write_text(good)
+        deadline = time.time() + 5
+        while _generation(client) == before:
+            assert time.time() < deadline, "fixing the file did not reload"
+            time.sleep(0.02)
+        assert client.get("/status").json()["last_reload_error"] is None
+
+
+# -- authentication ------------------------------------------------------------------------
+
+
+def _forged(claims: dict, key: str, alg: str) -> str:
+    return jwt.encode(claims, key, algorithm=alg)
+
+
+def test_bad_tokens_get_401(daemon: Daemon) -> None:
+    now = int(time.time())
+    good = {"sub": "acme", "iat": now, "exp": now + 600}
+    secret = SECRETS["ROLLOUT_JWT_SECRET"]
+    header = json.dumps({"alg": "none", "typ": "JWT"}).encode()
+    import base64
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    unsigned = f"{b64(header)}.{b64(json.dumps(good).encode())}."
+    tokens = {
+        "alg none": unsigned,
+        "HS256 with the secret": _forged(good, secret, "HS256"),
+        "wrong key": _forged(good, "another-secret-another-secret-another-secret-another-secret-xyz0", "HS512"),
+        "expired": _forged({**good, "iat": now - 7200, "exp": now - 3600}, secret, "HS512"),
+        "no sub": _forged({"iat": now, "exp": now + 600}, secret, "HS512"),
+        "garbage": "not-a-jwt",
+    }
+    for name, token in tokens.items():
+        with daemon.client(token=token) as client:
+            answer = client.get("/v1/runs")
+            assert answer.status_code == 401, name
+            assert answer.json()["error"]["code"] == "unauthorized", name
+    with daemon.client() as client:
+        assert client.get("/v1/runs").status_code == 401
+
+
+def test_another_consumers_run_is_404(daemon: Daemon, app: AppServer) -> None:
+    with daemon.client("acme") as acme, daemon.client("globex") as globex:
+        push(acme, ORDER)
+        run = only_run(acme, "orders-to-sink")
+        answer = globex.get(f"/v1/runs/{run['id']}")
+        assert answer.status_code == 404
+        assert answer.json()["error"]["code"] == "not_found"
+        assert globex.post(f"/v1/runs/{run['id']}/replay").status_code == 404
+
+
+# -- secrets -------------------------------------------------------------------------------
+
+
+def test_no_secret_appears_in_logs_records_answers_or_cli_output(
+        daemon: Daemon, app: AppServer) -> None:
+    app.answer(Answer(500, {"error": {"message": f"bad token {SECRETS['ACME_SINK_TOKEN']}"}}))
+    seen: list[str] = []
+    with daemon.client("acme") as client:
+        push(client, ORDER)
+        run = only_run(client, "orders-to-sink")
+        seen.append(json.dumps(run))
+        seen.append(client.get("/v1/runs").text)
+        seen.append(client.get("/v1/automations").text)
+        seen.append(client.get("/v1/apps").text)
+        seen.append(client.post(f"/v1/runs/{run['id']}/replay").text)
+        seen.append(client.get("/status").text)
+    with daemon.admin() as admin:
+        seen.append(admin.get("/admin/v1/runs").text)
+    for args in (("runs", "list", "--env", "test"), ("runs", "show", "--env", "test", run["id"]),
+                 ("runs", "list", "--env", "test", "--format", "json"),
+                 ("token", "--env", "test", "--consumer", "acme")):
+        result = daemon.cli(*args)
+        seen.append(result.stdout + result.stderr)
+    daemon.stop()
+    seen.append(daemon.logs())
+    assert run["attempts"][0]["response"]["status"] == 500
+    everything = "\n".join(seen)
+    assert "***" in everything
+    for name, value in SECRETS.items():
+        if name == "ROLLOUT_JWT_SECRET":
+            continue  # the token command prints a token, signed with it but not containing it
+        assert value not in everything, f"{name} leaked"
+    assert SECRETS["ROLLOUT_JWT_SECRET"] not in everything
+
+
+def test_sigterm_drains_and_exits_zero(project: Path, app: AppServer) -> None:
+    running = Daemon(project, app.url).start()
+    app.default = Answer(200, {"received": True}, delay=0.5)
+    with running.client("acme") as client:
+        push(client, ORDER)
+        app.wait_for(1)
+    assert running.stop() == 0
+    assert '"stopped"' in running.logs() or "stopped" in running.logs()
+    assert consumer_token("acme")
