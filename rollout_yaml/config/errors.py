@@ -97,11 +97,19 @@ def _missing_tag(
         for key in node:
             if isinstance(key, str) and did_you_mean(key, [tag]) and key != tag:
                 return source.diagnostic(
-                    "RY101", f"unknown key `{key}`", (*full, key), key=True,
-                    hint=f"did you mean `{tag}`?")
+                    "RY101",
+                    f"unknown key `{key}`",
+                    (*full, key),
+                    key=True,
+                    hint=f"did you mean `{tag}`?",
+                )
     where = ".".join(str(p) for p in path)
-    return source.diagnostic("RY103", f"missing required field `{tag}`"
-                             + (f" in `{where}`" if where else ""), full, hint=f"add `{tag}:`")
+    return source.diagnostic(
+        "RY103",
+        f"missing required field `{tag}`" + (f" in `{where}`" if where else ""),
+        full,
+        hint=f"add `{tag}:`",
+    )
 
 
 def _data_path(loc: tuple[int | str, ...], data: Any) -> tuple[tuple[str | int, ...], bool]:

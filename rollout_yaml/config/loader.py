@@ -234,8 +234,14 @@ def load_environment(
     settings = None
     if settings_source is not None:
         settings_vars = prepare(settings_source)
-        settings = load_model(settings_source, EnvironmentSettings, "environment", env,
-                              diagnostics, settings_vars.data)
+        settings = load_model(
+            settings_source,
+            EnvironmentSettings,
+            "environment",
+            env,
+            diagnostics,
+            settings_vars.data,
+        )
     if settings_source is None or settings is None:
         # The environment cannot run, but its consumer files still get their own diagnostics.
         _load_folder(env_dir / "consumers", Consumer, "consumer", layout, diagnostics, prepare)

@@ -80,6 +80,7 @@ async def _run_once(runtime: Runtime, options: RunOptions) -> int:
 
 
 async def _run_forever(layout: Layout, options: RunOptions, runtime: Runtime) -> int:
+    from rollout_yaml.server.address import published
     from rollout_yaml.server.app import create_app
 
     settings = runtime.config.current.settings
@@ -138,7 +139,8 @@ async def _run_forever(layout: Layout, options: RunOptions, runtime: Runtime) ->
         len(runtime.config.current.automations),
     )
     try:
-        await server.serve()
+        with published(layout.env_dir(options.env), host, port):
+            await server.serve()
     finally:
         watcher.stop()
         await runtime.stop()

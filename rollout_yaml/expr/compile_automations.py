@@ -58,9 +58,14 @@ class AutomationCompiler:
         filter_query = self.ctx.query(src, bp.filter, ("filter",))
         self._check_mapping(src, trigger, action, action_input, filter_query, (), bp.params)
         if trigger is not None:
-            self._unknown_keys(src, bp.trigger.input, trigger.input_schema.schema,
-                               ("trigger", "input"),
-                               f"trigger `{trigger.app}/{trigger.key}` has no input", "inputs")
+            self._unknown_keys(
+                src,
+                bp.trigger.input,
+                trigger.input_schema.schema,
+                ("trigger", "input"),
+                f"trigger `{trigger.app}/{trigger.key}` has no input",
+                "inputs",
+            )
         for at, template in templates_in(trigger_input, ("trigger", "input")):
             self.ctx.check_fields(
                 src, bp.params, template.paths("params"), at, "params", "the blueprint's params"
@@ -225,8 +230,14 @@ class AutomationCompiler:
                 f"params of blueprint `{bp.key}`: {violation.message}",
                 where if violation.path else (*base, "params"),
             )
-        self._unknown_keys(src, entry.params, bp.model.params, (*base, "params"),
-                           f"blueprint `{bp.key}` has no param", "params")
+        self._unknown_keys(
+            src,
+            entry.params,
+            bp.model.params,
+            (*base, "params"),
+            f"blueprint `{bp.key}` has no param",
+            "params",
+        )
         params = Params(entry.params, set(bp.model.params.get("properties", {})))
         static = self._static(consumer.consumer, params)
         trigger = self._trigger(bp.model.trigger.app, bp.model.trigger.trigger)
@@ -286,8 +297,13 @@ class AutomationCompiler:
         return rendered if isinstance(rendered, dict) else {}
 
     def _unknown_keys(
-        self, src: SourceFile, given: Mapping[str, Any], schema: Mapping[str, Any],
-        at: PathKey, what: str, noun: str,
+        self,
+        src: SourceFile,
+        given: Mapping[str, Any],
+        schema: Mapping[str, Any],
+        at: PathKey,
+        what: str,
+        noun: str,
     ) -> None:
         """Keys the schema does not list are typos far more often than intent: report them."""
         known = property_names(schema)
@@ -295,8 +311,14 @@ class AutomationCompiler:
             return
         for key in given:
             if key not in known:
-                self.ctx.report(src, "RY402", f"{what} `{key}`", (*at, key), key=True,
-                                hint=did_you_mean(key, known, noun=noun))
+                self.ctx.report(
+                    src,
+                    "RY402",
+                    f"{what} `{key}`",
+                    (*at, key),
+                    key=True,
+                    hint=did_you_mean(key, known, noun=noun),
+                )
 
     def _validate(
         self, src: SourceFile, schema: Schema, value: Any, at: PathKey, what: str
@@ -316,9 +338,14 @@ class AutomationCompiler:
             src, entry.trigger.input, (*base, "trigger", "input"), STATIC_NAMES
         )
         if trigger is not None:
-            self._unknown_keys(src, entry.trigger.input, trigger.input_schema.schema,
-                               (*base, "trigger", "input"),
-                               f"trigger `{trigger.app}/{trigger.key}` has no input", "inputs")
+            self._unknown_keys(
+                src,
+                entry.trigger.input,
+                trigger.input_schema.schema,
+                (*base, "trigger", "input"),
+                f"trigger `{trigger.app}/{trigger.key}` has no input",
+                "inputs",
+            )
         action_input = self.ctx.tree(
             src, entry.action.input, (*base, "action", "input"), AUTOMATION_NAMES
         )

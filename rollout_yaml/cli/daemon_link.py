@@ -1,0 +1,221 @@
+"""How the run commands reach an environment: through its running daemon, or its database.
+
+`events send` and `runs replay` need the daemon (it executes what they queue), so they only
+talk to its admin API. `runs list|show` ask the daemon first and open the database file only
+when no daemon answers: a SQLite store is held under an exclusive lock by the process that
+runs it, so while the daemon runs, the file is not ours to open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+import click
+import httpx
+
+from rollout_yaml.cli.common import EXIT_USAGE, fail
+from rollout_yaml.config.diagnostics import format_text
+from rollout_yaml.config.project import Layout
+from rollout_yaml.expr.compiled import CompiledEnvironment
+from rollout_yaml.expr.compiler import load_and_compile
+from rollout_yaml.server.address import local_url, read_address
+from rollout_yaml.server.redaction import redact_data
+from rollout_yaml.server.views import run_view
+from rollout_yaml.store.base import Store
+from rollout_yaml.store.factory import UnsupportedDatabase, open_store
+from rollout_yaml.store.records import RunQuery
+from rollout_yaml.store.sqlite import SQLiteStore, StoreLocked
+
+T = TypeVar("T")
+TIMEOUT = 10.0
+
+
+url_option = click.option(
+    "--url",
+    default=None,
+    help="The daemon's address (default: the one the running daemon published, else "
+    "server.host and server.port).",
+)
+
+
+class DaemonUnreachable(Exception):
+    """No daemon answers at the environment's address."""
+
+
+class DaemonRefused(Exception):
+    """The daemon answered with an error (`{"error": {...}}`)."""
+
+    def __init__(self, status: int, code: str, message: str, details: list[Any]) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+@dataclass(frozen=True)
+class Environment:
+    layout: Layout
+    name: str
+    compiled: CompiledEnvironment
+    url: str
+
+    @property
+    def secrets(self) -> frozenset[str]:
+        return self.compiled.secret_values
+
+    def redacted(self, data: T) -> T:
+        """`data` with every secret of the environment replaced by `***`."""
+        return cast(T, redact_data(data, self.secrets))
+
+
+def load(layout: Layout, env: str, url: str | None = None) -> Environment:
+    """The compiled environment (exit 2 if it cannot be loaded) and its daemon's address:
+    `--url`, else the one a running daemon published, else the `server:` settings."""
+    compiled, diagnostics = load_and_compile(layout, env)
+    if compiled is None:
+        click.echo(format_text(diagnostics, layout.root), err=True)
+        fail(f"environment `{env}` cannot be loaded")
+    assert compiled is not None
+    errors = [d for d in diagnostics if d.is_error]
+    if errors:
+        click.echo(
+            f"warning: environment `{env}` has {len(errors)} error(s); "
+            f"see `rollout-yaml validate --env {env}`",
+            err=True,
+        )
+    found = url or read_address(layout.env_dir(env)) or daemon_url(compiled)
+    return Environment(layout, env, compiled, found.rstrip("/"))
+
+
+def daemon_url(env: CompiledEnvironment) -> str:
+    """The address `server:` configures (a daemon started with --port publishes its own)."""
+    return local_url(env.settings.server.host, env.settings.server.port)
+
+
+# -- the daemon ----------------------------------------------------------------------------
+
+
+def admin_call(
+    env: Environment,
+    method: str,
+    path: str,
+    *,
+    params: dict[str, Any] | None = None,
+    body: Any = None,
+) -> Any:
+    """One admin API request; its JSON answer, or DaemonUnreachable / DaemonRefused."""
+    token = env.compiled.settings.auth.admin_token
+    if not token:
+        raise DaemonUnreachable(
+            "auth.admin_token is not set for this environment, so the daemon's admin API "
+            "cannot be used"
+        )
+    query = {k: v for k, v in (params or {}).items() if v is not None}
+    try:
+        response = httpx.request(
+            method,
+            env.url + path,
+            params=query,
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=TIMEOUT,
+        )
+    except httpx.TransportError as exc:
+        raise DaemonUnreachable(f"no rollout-yaml daemon answers at {env.url} ({exc})") from exc
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if response.is_success:
+        return data
+    error = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(error, dict):
+        raise DaemonRefused(response.status_code, "http_error", response.text[:200], [])
+    raise DaemonRefused(
+        response.status_code,
+        str(error.get("code", "error")),
+        str(error.get("message", "")),
+        list(error.get("details") or []),
+    )
+
+
+# -- reads: the daemon if it answers, else the database ------------------------------------
+
+
+def list_runs(env: Environment, query: RunQuery) -> dict[str, Any]:
+    params = {
+        "consumer": query.consumer,
+        "automation": query.automation,
+        "status": query.status,
+        "since": query.since,
+        "limit": query.limit,
+        "cursor": query.before_id,
+    }
+
+    async def from_store(store: Store) -> dict[str, Any]:
+        runs = await store.list_runs(RunQuery(**{**vars_of(query), "limit": query.limit + 1}))
+        page = runs[: query.limit]
+        more = len(runs) > query.limit
+        return {
+            "runs": [run_view(r, full=False) for r in page],
+            "next_cursor": page[-1].id if more and page else None,
+        }
+
+    try:
+        page: dict[str, Any] = admin_call(env, "GET", "/admin/v1/runs", params=params)
+        return env.redacted(page)
+    except DaemonUnreachable:
+        return env.redacted(_with_store(env, from_store, {"runs": [], "next_cursor": None}))
+
+
+def get_run(env: Environment, run_id: str) -> dict[str, Any] | None:
+    async def from_store(store: Store) -> dict[str, Any] | None:
+        run = await store.get_run(run_id)
+        return None if run is None else run_view(run)
+
+    try:
+        run: dict[str, Any] = admin_call(env, "GET", f"/admin/v1/runs/{run_id}")
+        return env.redacted(run)
+    except DaemonRefused as exc:
+        if exc.status == 404:
+            return None
+        raise
+    except DaemonUnreachable:
+        found = _with_store(env, from_store, None)
+        return None if found is None else env.redacted(found)
+
+
+def vars_of(query: RunQuery) -> dict[str, Any]:
+    return {name: getattr(query, name) for name in RunQuery.__dataclass_fields__}
+
+
+def _with_store(env: Environment, read: Callable[[Store], Awaitable[T]], empty: T) -> T:
+    """Open the environment's database, read, close. No database file yet: `empty`."""
+    try:
+        store = open_store(env.compiled.settings.database, env.layout.env_dir(env.name))
+    except UnsupportedDatabase as exc:
+        fail(str(exc))
+        raise  # unreachable: fail() exits
+    if isinstance(store, SQLiteStore) and not store.path.exists():
+        return empty
+
+    async def go() -> T:
+        await store.open()
+        try:
+            return await read(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(go())
+    except StoreLocked as exc:
+        fail(
+            f"{exc}. A daemon seems to run this environment but its admin API at {env.url} "
+            "does not answer (is auth.admin_token set, and the address right? see --url)",
+            EXIT_USAGE,
+        )
+        raise  # unreachable

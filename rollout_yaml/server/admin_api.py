@@ -1,0 +1,100 @@
+"""`/admin/v1`: the consumer API's reads across every consumer, for operators and the CLI,
+behind the environment's admin token."""
+
+# No `from __future__ import annotations`: FastAPI reads the dependency aliases declared
+# inside `router` from the live annotations.
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from rollout_yaml.engine.runtime import Runtime
+from rollout_yaml.server import reads
+from rollout_yaml.server.body import parse
+from rollout_yaml.server.consumer_api import Cursor, Limit, Since
+from rollout_yaml.server.deps import admin_auth, json_body
+from rollout_yaml.server.errors import ApiError
+from rollout_yaml.server.schemas import (
+    ERRORS,
+    AdminEventBatchIn,
+    AdminEventIn,
+    AutomationList,
+    AutomationOut,
+    EventsAccepted,
+    RunList,
+    RunOut,
+    request_body,
+)
+
+
+def router(runtime: Runtime) -> APIRouter:
+    api = APIRouter(
+        prefix="/admin/v1",
+        tags=["admin"],
+        responses=ERRORS,
+        dependencies=[Depends(admin_auth(runtime))],
+    )
+    Body = Annotated[Any, Depends(json_body(runtime))]
+
+    @api.post(
+        "/events",
+        status_code=202,
+        response_model=EventsAccepted,
+        openapi_extra=request_body(AdminEventIn, AdminEventBatchIn),
+        summary="Push trigger events for the consumer named in `consumer`",
+    )
+    async def push_events(body: Body) -> JSONResponse:
+        if isinstance(body, dict) and "events" in body:
+            batch = parse(AdminEventBatchIn, body)
+            consumer, events, many = batch.consumer, list(batch.events), True
+        else:
+            single = parse(AdminEventIn, body)
+            consumer, many = single.consumer, False
+            events = [single]
+        if consumer not in runtime.config.current.consumers:
+            message = f"no consumer `{consumer}` in this environment"
+            raise ApiError(404, "not_found", message, [{"path": "$.consumer", "message": message}])
+        return JSONResponse(await reads.push(runtime, consumer, events, batch=many), 202)
+
+    @api.get("/automations", response_model=AutomationList, summary="Automations of consumers")
+    async def list_automations(
+        consumer: str | None = None, limit: Limit = 50, cursor: Cursor = None
+    ) -> JSONResponse:
+        page = await reads.list_automations(runtime, consumer, limit=limit, cursor=cursor)
+        return JSONResponse(page)
+
+    @api.get(
+        "/automations/{consumer}/{key}", response_model=AutomationOut, summary="One automation"
+    )
+    async def get_automation(consumer: str, key: str) -> JSONResponse:
+        return JSONResponse(await reads.get_automation(runtime, consumer, key))
+
+    @api.get("/runs", response_model=RunList, summary="Runs of every consumer, newest first")
+    async def list_runs(
+        consumer: str | None = None,
+        automation: str | None = None,
+        status: str | None = None,
+        since: Since = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> JSONResponse:
+        page = await reads.list_runs(
+            runtime,
+            consumer,
+            automation=automation,
+            status=status,
+            since=reads.parse_since(since),
+            limit=limit,
+            cursor=cursor,
+        )
+        return JSONResponse(page)
+
+    @api.get("/runs/{run_id}", response_model=RunOut, summary="One run with its attempts")
+    async def get_run(run_id: str) -> JSONResponse:
+        return JSONResponse(await reads.get_run(runtime, None, run_id))
+
+    @api.post("/runs/{run_id}/replay", status_code=202, response_model=RunOut, summary="Replay")
+    async def replay_run(run_id: str) -> JSONResponse:
+        return JSONResponse(await reads.replay(runtime, None, run_id), 202)
+
+    return api

@@ -1,0 +1,105 @@
+"""`/v1`: what one consumer's JWT may see and do, and nothing of another consumer."""
+
+# No `from __future__ import annotations`: FastAPI reads the dependency aliases declared
+# inside `router` from the live annotations.
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+
+from rollout_yaml.engine.runtime import Runtime
+from rollout_yaml.server import reads
+from rollout_yaml.server.deps import consumer_auth, json_body
+from rollout_yaml.server.schemas import (
+    ERRORS,
+    AppList,
+    AutomationList,
+    AutomationOut,
+    CredentialList,
+    EventBatchIn,
+    EventIn,
+    EventsAccepted,
+    RunList,
+    RunOut,
+    request_body,
+)
+from rollout_yaml.server.views import app_view, credential_views
+
+Limit = Annotated[int, Query(ge=1, le=500, description="Page size (default 50, at most 500)")]
+Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page")]
+Since = Annotated[str | None, Query(description="Epoch seconds or an ISO-8601 time")]
+
+
+def router(runtime: Runtime) -> APIRouter:
+    Consumer = Annotated[str, Depends(consumer_auth(runtime))]
+    Body = Annotated[Any, Depends(json_body(runtime))]
+    api = APIRouter(prefix="/v1", tags=["consumer"], responses=ERRORS)
+
+    @api.post(
+        "/events",
+        status_code=202,
+        response_model=EventsAccepted,
+        openapi_extra=request_body(EventIn, EventBatchIn),
+        summary="Push trigger events (one, or up to 500 as `events`)",
+    )
+    async def push_events(who: Consumer, body: Body) -> JSONResponse:
+        events, batch = reads.events_of(body)
+        return JSONResponse(await reads.push(runtime, who, events, batch=batch), 202)
+
+    @api.get("/apps", response_model=AppList, summary="Apps with their triggers and actions")
+    async def list_apps(_who: Consumer) -> JSONResponse:
+        apps = runtime.config.current.apps
+        return JSONResponse(
+            {"apps": [app_view(apps[k]) for k in sorted(apps)], "next_cursor": None}
+        )
+
+    @api.get("/automations", response_model=AutomationList, summary="This consumer's automations")
+    async def list_automations(
+        who: Consumer, limit: Limit = 50, cursor: Cursor = None
+    ) -> JSONResponse:
+        page = await reads.list_automations(runtime, who, limit=limit, cursor=cursor)
+        return JSONResponse(page)
+
+    @api.get("/automations/{key}", response_model=AutomationOut, summary="One automation")
+    async def get_automation(who: Consumer, key: str) -> JSONResponse:
+        return JSONResponse(await reads.get_automation(runtime, who, key))
+
+    @api.get("/runs", response_model=RunList, summary="Runs, newest first")
+    async def list_runs(
+        who: Consumer,
+        automation: str | None = None,
+        status: str | None = None,
+        since: Since = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> JSONResponse:
+        page = await reads.list_runs(
+            runtime,
+            who,
+            automation=automation,
+            status=status,
+            since=reads.parse_since(since),
+            limit=limit,
+            cursor=cursor,
+        )
+        return JSONResponse(page)
+
+    @api.get("/runs/{run_id}", response_model=RunOut, summary="One run with its attempts")
+    async def get_run(who: Consumer, run_id: str) -> JSONResponse:
+        return JSONResponse(await reads.get_run(runtime, who, run_id))
+
+    @api.post(
+        "/runs/{run_id}/replay",
+        status_code=202,
+        response_model=RunOut,
+        summary="Run it again, as a new run linked to this one",
+    )
+    async def replay_run(who: Consumer, run_id: str) -> JSONResponse:
+        return JSONResponse(await reads.replay(runtime, who, run_id), 202)
+
+    @api.get("/credentials", response_model=CredentialList, summary="Credentials, never values")
+    async def list_credentials(who: Consumer) -> JSONResponse:
+        views = credential_views(runtime.config.current, who)
+        return JSONResponse({"credentials": views, "next_cursor": None})
+
+    return api

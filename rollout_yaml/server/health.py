@@ -1,0 +1,46 @@
+"""Unauthenticated operational endpoints: liveness, readiness, configuration status, metrics.
+
+None of them shows a record or a secret; `/status` shows file names and diagnostics, which a
+project's repository holds anyway.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from rollout_yaml.engine.runtime import Runtime
+from rollout_yaml.server.errors import error_response
+
+
+def router(runtime: Runtime) -> APIRouter:
+    api = APIRouter(tags=["operations"])
+
+    @api.get("/healthz", summary="The process is alive")
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    @api.get("/readyz", summary="Configuration loaded and database reachable (else 503)")
+    async def readyz() -> JSONResponse:
+        checks = {"runtime": runtime.ready(), "database": await runtime.store.ping()}
+        if all(checks.values()):
+            return JSONResponse({"status": "ready", "checks": checks})
+        failing = ", ".join(name for name, ok in checks.items() if not ok)
+        return error_response(
+            503,
+            "not_ready",
+            f"not ready: {failing}",
+            [{"path": name, "message": "ok" if ok else "failing"} for name, ok in checks.items()],
+        )
+
+    @api.get("/status", summary="Configuration generation, files, last reload error")
+    async def status() -> JSONResponse:
+        return JSONResponse(runtime.config.status())
+
+    @api.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        body = generate_latest(runtime.metrics.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    return api
