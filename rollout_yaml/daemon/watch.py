@@ -14,6 +14,7 @@ log = logging.getLogger("rollout_yaml.daemon")
 
 SETTLE_SECONDS = 0.1
 WATCHED_SUFFIXES = (".yaml", ".yml", ".env")
+IGNORED_FOLDERS = frozenset({".rollout", ".git", "__pycache__"})
 
 
 class _Handler(FileSystemEventHandler):
@@ -23,9 +24,10 @@ class _Handler(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         for raw in (event.src_path, getattr(event, "dest_path", "")):
             path = str(raw)
-            if not path or "/.rollout/" in path or path[-8:] == "/.rollout":
-                continue
-            if path.endswith(WATCHED_SUFFIXES) or event.is_directory:
+            if not path or IGNORED_FOLDERS & set(Path(path).parts):
+                continue  # the database and logs change all the time; they are not config
+            structural = event.is_directory and event.event_type in ("created", "deleted", "moved")
+            if path.endswith(WATCHED_SUFFIXES) or structural:
                 self._notify(path)
                 return
 

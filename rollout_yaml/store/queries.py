@@ -7,7 +7,6 @@ directly, PostgreSQL's async engine through `AsyncConnection.run_sync`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,30 +34,36 @@ def _insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table) -> Any:
 def ingest(
     conn: sa.Connection, batch: Sequence[tuple[NewEvent, Sequence[NewRun]]]
 ) -> list[Ingested]:
-    insert_event = _insert_ignoring_duplicates(conn, events)
-    insert_run = _insert_ignoring_duplicates(conn, runs)
+    """Insert events (skipping ones already stored) and the runs of the new ones, in a few
+    multi-row statements however large the batch."""
+    if not batch:
+        return []
+    insert_event = _insert_ignoring_duplicates(conn, events).returning(events.c.id)
+    inserted = set(conn.execute(insert_event, [_row(event) for event, _ in batch]).scalars())
+    run_rows = [
+        _run_row(run) for event, new_runs in batch if event.id in inserted for run in new_runs
+    ]
+    if run_rows:
+        conn.execute(sa.insert(runs).returning(runs.c.id), run_rows).all()
     out: list[Ingested] = []
     for event, new_runs in batch:
-        inserted = conn.execute(insert_event, asdict(event)).rowcount == 1
-        if not inserted:
-            existing = conn.execute(
-                sa.select(events.c.id).where(
-                    events.c.consumer == event.consumer,
-                    events.c.app == event.app,
-                    events.c.trigger == event.trigger,
-                    events.c.dedupe_key == event.dedupe_key,
-                )
-            ).scalar_one()
-            out.append(Ingested(existing, False, ()))
+        if event.id in inserted:
+            out.append(Ingested(event.id, True, tuple(r.id for r in new_runs)))
             continue
-        if new_runs:
-            conn.execute(insert_run, [_run_row(r) for r in new_runs])
-        out.append(Ingested(event.id, True, tuple(r.id for r in new_runs)))
+        existing = conn.execute(
+            sa.select(events.c.id).where(
+                events.c.consumer == event.consumer,
+                events.c.app == event.app,
+                events.c.trigger == event.trigger,
+                events.c.dedupe_key == event.dedupe_key,
+            )
+        ).scalar_one()
+        out.append(Ingested(existing, False, ()))
     return out
 
 
 def _run_row(run: NewRun) -> dict[str, Any]:
-    row = asdict(run)
+    row = _row(run)
     row["status"] = str(run.status)
     row["attempts"] = 0
     row["updated_at"] = run.created_at
@@ -76,15 +81,50 @@ def insert_runs(conn: sa.Connection, new_runs: Sequence[NewRun]) -> list[str]:
     return inserted
 
 
+_UPDATED_COLUMNS = (
+    "status",
+    "attempts",
+    "updated_at",
+    "output",
+    "error",
+    "error_kind",
+    "next_attempt_at",
+    "finished_at",
+    "input",
+    "lease_owner",
+    "lease_expires_at",
+)
+_UPDATE_RUN = (
+    sa.update(runs)
+    .where(runs.c.id == sa.bindparam("b_id"))
+    .values({name: sa.bindparam(f"b_{name}") for name in _UPDATED_COLUMNS})
+)
+
+
+def _row(record: Any) -> dict[str, Any]:
+    """A dataclass's fields as a dict, without `asdict`'s deep copies (values are immutable
+    JSON or were built for this row)."""
+    return {name: getattr(record, name) for name in record.__dataclass_fields__}
+
+
 def record(conn: sa.Connection, update: RunUpdate, attempt: Attempt | None) -> None:
-    if attempt is not None:
-        conn.execute(sa.insert(attempts), asdict(attempt))
-    values = asdict(update)
-    run_id = values.pop("run_id")
-    values["status"] = str(update.status)
-    if values["input"] is None:
-        values.pop("input")
-    conn.execute(sa.update(runs).where(runs.c.id == run_id).values(**values))
+    record_many(conn, [(update, attempt)])
+
+
+def record_many(conn: sa.Connection, items: Sequence[tuple[RunUpdate, Attempt | None]]) -> None:
+    """Save attempts and run states: one multi-row INSERT and one executemany UPDATE (a
+    statement compiled once and cached), however many runs the batch holds."""
+    attempt_rows = [_row(attempt) for _, attempt in items if attempt is not None]
+    if attempt_rows:
+        # RETURNING makes SQLAlchemy send one multi-row INSERT instead of a row-by-row loop
+        conn.execute(sa.insert(attempts).returning(attempts.c.number), attempt_rows).all()
+    rows = []
+    for update, _ in items:
+        row = {f"b_{name}": getattr(update, name) for name in _UPDATED_COLUMNS}
+        row["b_id"] = update.run_id
+        row["b_status"] = str(update.status)
+        rows.append(row)
+    conn.execute(_UPDATE_RUN, rows)
 
 
 def claim_runs(conn: sa.Connection, owner: str, now: float, lease: float, limit: int) -> list[Run]:
