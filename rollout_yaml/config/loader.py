@@ -227,6 +227,8 @@ def load_environment(
     lookup = {**load_secret_files(env_dir, [str(f) for f in secret_files]), **process_env}
 
     def prepare(source: SourceFile) -> Interpolated:
+        if "${" not in source.text:
+            return Interpolated(data=source.data)
         result = interpolate(source.data, lookup)
         _report_missing(result, source, missing_secret, diagnostics)
         return result

@@ -21,7 +21,7 @@ from rollout_yaml.expr.compiled import (
     CompiledTrigger,
 )
 from rollout_yaml.expr.context import AUTOMATION_NAMES, STATIC_NAMES, CompileContext
-from rollout_yaml.expr.schemas import Schema, property_names
+from rollout_yaml.expr.schemas import Schema
 from rollout_yaml.expr.templates import Params, RenderError, Template
 from rollout_yaml.expr.values import Tree, render_tree, templates_in
 
@@ -50,7 +50,7 @@ class AutomationCompiler:
     def blueprint(self, loaded: Loaded[Blueprint]) -> CompiledBlueprint:
         bp, src = loaded.model, loaded.source
         assert src is not None
-        self.ctx.schema(src, bp.params, ("params",))
+        params_schema = self.ctx.schema(src, bp.params, ("params",))
         trigger = self._trigger(bp.trigger.app, bp.trigger.trigger)
         action = self._action(bp.action.app, bp.action.action)
         trigger_input = self.ctx.tree(src, bp.trigger.input, ("trigger", "input"), STATIC_NAMES)
@@ -61,7 +61,7 @@ class AutomationCompiler:
             self._unknown_keys(
                 src,
                 bp.trigger.input,
-                trigger.input_schema.schema,
+                trigger.input_schema,
                 ("trigger", "input"),
                 f"trigger `{trigger.app}/{trigger.key}` has no input",
                 "inputs",
@@ -73,7 +73,7 @@ class AutomationCompiler:
         if action is not None:
             self._check_literal_input(src, action, action_input, ("action", "input"), static={})
         return CompiledBlueprint(
-            bp.blueprint, bp, src.display, trigger_input, action_input, filter_query
+            bp.blueprint, bp, src.display, trigger_input, action_input, filter_query, params_schema
         )
 
     def _check_mapping(
@@ -128,7 +128,7 @@ class AutomationCompiler:
         """
         given: dict[str, Any] = {}
         dynamic: set[str] = set()
-        known = property_names(action.input_schema.schema)
+        known = action.input_schema.properties
         for key in action_input or {}:
             if known is not None and key not in known:
                 self.ctx.report(
@@ -155,7 +155,7 @@ class AutomationCompiler:
                     given[key] = rendered
             else:
                 dynamic.add(key)
-        for violation in action.input_schema.violations(given):
+        for violation in self.ctx.violations(action.input_schema, given):
             if violation.validator == "required":
                 missing = violation.message.split("'")[1] if "'" in violation.message else ""
                 if missing in dynamic:
@@ -220,8 +220,8 @@ class AutomationCompiler:
         if bp is None:
             return None
         base: PathKey = ("automations", key)
-        params_schema = self.ctx.schema(None, bp.model.params, ())
-        for violation in params_schema.violations(entry.params):
+        params_schema = bp.params_schema
+        for violation in self.ctx.violations(params_schema, entry.params):
             code = "RY403" if violation.validator == "required" else "RY402"
             where = (*base, "params", *violation.path)
             self.ctx.report(
@@ -233,7 +233,7 @@ class AutomationCompiler:
         self._unknown_keys(
             src,
             entry.params,
-            bp.model.params,
+            params_schema,
             (*base, "params"),
             f"blueprint `{bp.key}` has no param",
             "params",
@@ -300,13 +300,13 @@ class AutomationCompiler:
         self,
         src: SourceFile,
         given: Mapping[str, Any],
-        schema: Mapping[str, Any],
+        schema: Schema,
         at: PathKey,
         what: str,
         noun: str,
     ) -> None:
         """Keys the schema does not list are typos far more often than intent: report them."""
-        known = property_names(schema)
+        known = schema.properties
         if known is None:
             return
         for key in given:
@@ -323,7 +323,7 @@ class AutomationCompiler:
     def _validate(
         self, src: SourceFile, schema: Schema, value: Any, at: PathKey, what: str
     ) -> None:
-        for violation in schema.violations(value):
+        for violation in self.ctx.violations(schema, value):
             code = "RY403" if violation.validator == "required" else "RY402"
             self.ctx.report(src, code, f"{what}: {violation.message}", (*at, *violation.path))
 
@@ -341,7 +341,7 @@ class AutomationCompiler:
             self._unknown_keys(
                 src,
                 entry.trigger.input,
-                trigger.input_schema.schema,
+                trigger.input_schema,
                 (*base, "trigger", "input"),
                 f"trigger `{trigger.app}/{trigger.key}` has no input",
                 "inputs",

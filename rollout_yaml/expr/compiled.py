@@ -112,6 +112,7 @@ class CompiledBlueprint:
     trigger_input: Tree
     action_input: Tree
     filter: Query | None
+    params_schema: Schema
 
 
 @dataclass(frozen=True, slots=True)

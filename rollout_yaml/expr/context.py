@@ -11,7 +11,13 @@ from rollout_yaml.config.diagnostics import Diagnostic
 from rollout_yaml.config.source import PathKey, SourceFile
 from rollout_yaml.config.suggest import did_you_mean
 from rollout_yaml.expr.jmespath import JMESPathError, Query, compile_query
-from rollout_yaml.expr.schemas import Schema, SchemaProblem, check_schema, find_missing_field
+from rollout_yaml.expr.schemas import (
+    Schema,
+    SchemaProblem,
+    Violation,
+    check_schema,
+    find_missing_field,
+)
 from rollout_yaml.expr.templates import Template, TemplateCompiler, TemplateProblem
 from rollout_yaml.expr.values import Tree, compile_tree, templates_in
 
@@ -30,6 +36,7 @@ class CompileContext:
     schemas: dict[str, Schema] = field(default_factory=dict)
     checked_schemas: dict[str, SchemaProblem | None] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    validated: dict[tuple[int, str], list[Violation]] = field(default_factory=dict)
 
     # -- expressions -------------------------------------------------------------------------
 
@@ -134,6 +141,18 @@ class CompileContext:
                 at,
                 hint=did_you_mean(str(field_path[missing.depth]), missing.known, noun="fields"),
             )
+
+    def violations(self, schema: Schema, instance: Any) -> list[Violation]:
+        """Validate, remembering results: thousands of automations share a handful of
+        (schema, value) pairs, and jsonschema is the slowest step of a large `validate`."""
+        try:
+            key = (id(schema), repr(instance))
+        except Exception:  # a value whose repr fails is simply not remembered
+            return schema.violations(instance)
+        found = self.validated.get(key)
+        if found is None:
+            found = self.validated[key] = schema.violations(instance)
+        return found
 
     # -- diagnostics -------------------------------------------------------------------------
 

@@ -91,11 +91,13 @@ class Violation:
 class Schema:
     """A compiled validator for one schema."""
 
-    __slots__ = ("_validator", "schema")
+    __slots__ = ("_validator", "properties", "schema")
 
     def __init__(self, schema: Mapping[str, Any]) -> None:
         self.schema = schema
         self._validator = Draft202012Validator(schema, format_checker=FormatChecker())
+        self.properties = property_names(schema)
+        """The property names the schema lists, or None when it leaves them open."""
 
     def violations(self, instance: Any) -> list[Violation]:
         errors = sorted(self._validator.iter_errors(instance), key=lambda e: list(e.path))
