@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import jwt
-
 from runner_env import SECRETS, environ
 
 
@@ -31,14 +30,20 @@ def consumer_token(consumer: str, *, ttl: int = 600, **overrides: Any) -> str:
 
 
 class Daemon:
-    def __init__(self, project: Path, sink_url: str, port: int | None = None,
-                 extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        project: Path,
+        sink_url: str,
+        port: int | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.project = project
         self.port = port or free_port()
         self.env = {**os.environ, **environ(sink_url), **(extra_env or {})}
         self.env.pop("CI", None)
-        self.log = tempfile.NamedTemporaryFile(prefix="rollout-daemon-", suffix=".log",
-                                               delete=False)
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the daemon
+            prefix="rollout-daemon-", suffix=".log", delete=False
+        )
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -47,9 +52,23 @@ class Daemon:
 
     def start(self, timeout: float = 20.0) -> Daemon:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "rollout_yaml", "run", "--env", "test", "--project",
-             str(self.project), "--port", str(self.port), "--log-format", "json"],
-            env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "rollout_yaml",
+                "run",
+                "--env",
+                "test",
+                "--project",
+                str(self.project),
+                "--port",
+                str(self.port),
+                "--log-format",
+                "json",
+            ],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -88,11 +107,17 @@ class Daemon:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
     def admin(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30, headers={
-            "Authorization": f"Bearer {SECRETS['ROLLOUT_ADMIN_TOKEN']}"})
+        return httpx.Client(
+            base_url=self.url,
+            timeout=30,
+            headers={"Authorization": f"Bearer {SECRETS['ROLLOUT_ADMIN_TOKEN']}"},
+        )
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "rollout_yaml", *args, "--project", str(self.project)],
-            env=self.env, capture_output=True, text=True, timeout=60,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )

@@ -18,7 +18,10 @@ REPO = Path(__file__).resolve().parents[1]
 def cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "rollout_yaml", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=120,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -26,9 +29,13 @@ def test_init_scaffolds_a_project_that_validates_and_tests(tmp_path: Path) -> No
     target = tmp_path / "my-integrations"
     created = cli("init", str(target))
     assert created.returncode == 0, created.stderr
-    for name in ("connectors/myapp.yaml", "automations/welcome-note.yaml",
-                 "environments/dev/environment.yaml", ".gitignore",
-                 ".schemas/connector.schema.json"):
+    for name in (
+        "connectors/myapp.yaml",
+        "automations/welcome-note.yaml",
+        "environments/dev/environment.yaml",
+        ".gitignore",
+        ".schemas/connector.schema.json",
+    ):
         assert (target / name).is_file(), name
     assert cli("validate", "--strict", cwd=target).returncode == 0
     tested = cli("test", cwd=target)
@@ -74,17 +81,34 @@ def test_schema_rejects_an_unknown_key_like_validate_does(tmp_path: Path) -> Non
     assert any("nmae" in e.message for e in errors)
 
 
-ISSUE = {"issue_number": 7, "title": "Crash on save", "body": "boom",
-         "url": "https://github.com/globex/hammock-api/issues/7", "author": "octocat",
-         "labels": ["bug"], "repository": "globex/hammock-api",
-         "created_at": "2026-11-28T10:00:00Z"}
+ISSUE = {
+    "issue_number": 7,
+    "title": "Crash on save",
+    "body": "boom",
+    "url": "https://github.com/globex/hammock-api/issues/7",
+    "author": "octocat",
+    "labels": ["bug"],
+    "repository": "globex/hammock-api",
+    "created_at": "2026-11-28T10:00:00Z",
+}
 
 
 def test_render_shows_the_request_with_the_secret_redacted(tmp_path: Path) -> None:
     payload = tmp_path / "issue.json"
     payload.write_text(json.dumps(ISSUE))
-    result = cli("render", "--env", "dev", "--consumer", "globex", "--automation",
-                 "issues-to-slack", "--payload", str(payload), "--format", "json")
+    result = cli(
+        "render",
+        "--env",
+        "dev",
+        "--consumer",
+        "globex",
+        "--automation",
+        "issues-to-slack",
+        "--payload",
+        str(payload),
+        "--format",
+        "json",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     shown = json.loads(result.stdout)
     request = shown["request"]
@@ -99,8 +123,17 @@ def test_render_shows_the_request_with_the_secret_redacted(tmp_path: Path) -> No
 def test_render_reports_a_payload_the_filter_refuses(tmp_path: Path) -> None:
     payload = tmp_path / "issue.json"
     payload.write_text(json.dumps({**ISSUE, "labels": ["question"]}))
-    result = cli("render", "--env", "dev", "--consumer", "globex", "--automation",
-                 "issues-to-slack", "--payload", str(payload))
+    result = cli(
+        "render",
+        "--env",
+        "dev",
+        "--consumer",
+        "globex",
+        "--automation",
+        "issues-to-slack",
+        "--payload",
+        str(payload),
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "filtered" in result.stdout
     assert "POST" not in result.stdout
@@ -109,8 +142,17 @@ def test_render_reports_a_payload_the_filter_refuses(tmp_path: Path) -> None:
 def test_render_names_a_missing_automation(tmp_path: Path) -> None:
     payload = tmp_path / "issue.json"
     payload.write_text(json.dumps(ISSUE))
-    result = cli("render", "--env", "dev", "--consumer", "globex", "--automation",
-                 "isues-to-slack", "--payload", str(payload))
+    result = cli(
+        "render",
+        "--env",
+        "dev",
+        "--consumer",
+        "globex",
+        "--automation",
+        "isues-to-slack",
+        "--payload",
+        str(payload),
+    )
     assert result.returncode == 2
     assert "no automation `isues-to-slack`" in result.stderr
     assert "did you mean `issues-to-slack`?" in result.stderr

@@ -38,8 +38,13 @@ def daemon(project: Path, app: AppServer) -> Iterator[Daemon]:
     running.stop()
 
 
-def wait_run(client: httpx.Client, run_id: str, *, done: tuple[str, ...] = ("succeeded",
-             "failed", "filtered", "dry_run"), timeout: float = 20) -> dict:
+def wait_run(
+    client: httpx.Client,
+    run_id: str,
+    *,
+    done: tuple[str, ...] = ("succeeded", "failed", "filtered", "dry_run"),
+    timeout: float = 20,
+) -> dict:
     deadline = time.time() + timeout
     while time.time() < deadline:
         answer = client.get(f"/v1/runs/{run_id}")
@@ -70,7 +75,8 @@ def push(client: httpx.Client, payload: dict, event_id: str | None = None) -> ht
 
 
 def test_pushed_event_reaches_the_app_and_the_run_shows_it_redacted(
-        daemon: Daemon, app: AppServer) -> None:
+    daemon: Daemon, app: AppServer
+) -> None:
     with daemon.client("acme") as client:
         answer = push(client, ORDER)
         assert answer.status_code == 202, answer.text
@@ -115,10 +121,10 @@ def test_a_filter_that_says_no_sends_nothing(daemon: Daemon, app: AppServer) -> 
 # -- failures and retries ------------------------------------------------------------------
 
 
-def test_503_twice_then_200_succeeds_after_three_attempts(daemon: Daemon,
-                                                          app: AppServer) -> None:
-    app.answer(Answer(503, {"error": {"message": "busy"}}), Answer(503, {"error": {"message":
-                                                                                  "busy"}}))
+def test_503_twice_then_200_succeeds_after_three_attempts(daemon: Daemon, app: AppServer) -> None:
+    app.answer(
+        Answer(503, {"error": {"message": "busy"}}), Answer(503, {"error": {"message": "busy"}})
+    )
     with daemon.client("acme") as client:
         push(client, ORDER)
         run = only_run(client, "orders-to-sink")
@@ -151,7 +157,8 @@ def test_400_fails_at_once_with_the_apps_message(daemon: Daemon, app: AppServer)
 
 
 def test_slack_style_ok_false_fails_with_the_apps_error_and_is_not_retried(
-        daemon: Daemon, app: AppServer) -> None:
+    daemon: Daemon, app: AppServer
+) -> None:
     app.answer(Answer(200, {"ok": False, "error": "channel_not_found"}))
     with daemon.client("globex") as client:
         push(client, ORDER)
@@ -167,15 +174,24 @@ def test_slack_style_ok_false_fails_with_the_apps_error_and_is_not_retried(
 def test_kill_9_loses_no_acknowledged_event(project: Path, app: AppServer) -> None:
     # While the App is down, runs fail to connect and wait to retry; then the daemon dies.
     sink = project / "connectors" / "sink.yaml"
-    sink.write_text(sink.read_text().replace("max_attempts: 4", "max_attempts: 20")
-                    .replace("base: 100ms", "base: 2s"))
+    sink.write_text(
+        sink.read_text()
+        .replace("max_attempts: 4", "max_attempts: 20")
+        .replace("base: 100ms", "base: 2s")
+    )
     down = f"http://127.0.0.1:{free_port()}"
     first = Daemon(project, down).start()
     with first.client("acme") as client:
         for batch in range(5):
-            events = [{"app": "partner", "trigger": "order-created", "id": f"o-{batch}-{i}",
-                       "payload": {"order_id": batch * 100 + i, "total": 20}}
-                      for i in range(100)]
+            events = [
+                {
+                    "app": "partner",
+                    "trigger": "order-created",
+                    "id": f"o-{batch}-{i}",
+                    "payload": {"order_id": batch * 100 + i, "total": 20},
+                }
+                for i in range(100)
+            ]
             answer = client.post("/v1/events", json={"events": events})
             assert answer.status_code == 202, answer.text
             assert answer.json()["runs_queued"] == 100
@@ -219,8 +235,9 @@ def _generation(client: httpx.Client) -> int:
     return int(client.get("/status").json()["generation"])
 
 
-def test_saved_consumer_file_is_active_within_a_second(daemon: Daemon, project: Path,
-                                                       app: AppServer) -> None:
+def test_saved_consumer_file_is_active_within_a_second(
+    daemon: Daemon, project: Path, app: AppServer
+) -> None:
     consumer = project / "environments/test/consumers/acme.yaml"
     with daemon.client("acme") as client:
         before = _generation(client)
@@ -237,7 +254,8 @@ def test_saved_consumer_file_is_active_within_a_second(daemon: Daemon, project: 
 
 
 def test_a_broken_save_keeps_the_old_configuration_and_status_names_it(
-        daemon: Daemon, project: Path, app: AppServer) -> None:
+    daemon: Daemon, project: Path, app: AppServer
+) -> None:
     consumer = project / "environments/test/consumers/acme.yaml"
     good = consumer.read_text()
     with daemon.client("acme") as client:
@@ -283,7 +301,9 @@ def test_bad_tokens_get_401(daemon: Daemon) -> None:
     tokens = {
         "alg none": unsigned,
         "HS256 with the secret": _forged(good, secret, "HS256"),
-        "wrong key": _forged(good, "another-secret-another-secret-another-secret-another-secret-xyz0", "HS512"),
+        "wrong key": _forged(
+            good, "another-secret-another-secret-another-secret-another-secret-xyz0", "HS512"
+        ),
         "expired": _forged({**good, "iat": now - 7200, "exp": now - 3600}, secret, "HS512"),
         "no sub": _forged({"iat": now, "exp": now + 600}, secret, "HS512"),
         "garbage": "not-a-jwt",
@@ -311,7 +331,8 @@ def test_another_consumers_run_is_404(daemon: Daemon, app: AppServer) -> None:
 
 
 def test_no_secret_appears_in_logs_records_answers_or_cli_output(
-        daemon: Daemon, app: AppServer) -> None:
+    daemon: Daemon, app: AppServer
+) -> None:
     app.answer(Answer(500, {"error": {"message": f"bad token {SECRETS['ACME_SINK_TOKEN']}"}}))
     seen: list[str] = []
     with daemon.client("acme") as client:
@@ -325,9 +346,12 @@ def test_no_secret_appears_in_logs_records_answers_or_cli_output(
         seen.append(client.get("/status").text)
     with daemon.admin() as admin:
         seen.append(admin.get("/admin/v1/runs").text)
-    for args in (("runs", "list", "--env", "test"), ("runs", "show", "--env", "test", run["id"]),
-                 ("runs", "list", "--env", "test", "--format", "json"),
-                 ("token", "--env", "test", "--consumer", "acme")):
+    for args in (
+        ("runs", "list", "--env", "test"),
+        ("runs", "show", "--env", "test", run["id"]),
+        ("runs", "list", "--env", "test", "--format", "json"),
+        ("token", "--env", "test", "--consumer", "acme"),
+    ):
         result = daemon.cli(*args)
         seen.append(result.stdout + result.stderr)
     daemon.stop()
