@@ -83,7 +83,7 @@ server: { host: 127.0.0.1, port: 8080 }
 auth: { jwt_secret: "${BENCH_JWT_SECRET}" }
 apps:
   sink: { base_url: "${SINK_URL}" }
-runtime: { workers: 64, dry_run: false }
+runtime: { workers: 16, dry_run: false }
 """
 
 CONSUMER = """\

@@ -13,7 +13,7 @@ from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from rollout_yaml.engine.runtime import Runtime
-from rollout_yaml.server.auth import Unauthorized, verify_admin_token, verify_consumer_token
+from rollout_yaml.server.auth import Unauthorized, VerifiedTokens, verify_admin_token
 from rollout_yaml.server.body import read_json
 
 _consumer_scheme = HTTPBearer(
@@ -35,12 +35,13 @@ def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
 
 def consumer_auth(runtime: Runtime) -> Callable[..., Awaitable[str]]:
     """The consumerKey of the request's JWT, or a 401."""
+    verified = VerifiedTokens()
 
     async def consumer(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_consumer_scheme)],
     ) -> str:
         auth = runtime.config.current.settings.auth
-        return verify_consumer_token(_token(credentials), auth).key
+        return verified.verify(_token(credentials), auth).key
 
     return consumer
 
