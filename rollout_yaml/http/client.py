@@ -30,7 +30,7 @@ class HttpAnswer:
 class AppClients:
     """One connection pool per App, created on first use and closed with the runner."""
 
-    def __init__(self, *, max_connections: int = 16, verify: bool = True) -> None:
+    def __init__(self, *, max_connections: int = 32, verify: bool = True) -> None:
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
