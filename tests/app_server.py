@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
+
 
 @dataclass
 class Answer:
@@ -24,7 +26,7 @@ class Answer:
 class Received:
     method: str
     path: str
-    headers: dict[str, str]
+    headers: httpx.Headers  # case-insensitive, as HTTP header names are
     body: bytes
     at: float
 
@@ -51,7 +53,13 @@ class AppServer:
                 body = self.rfile.read(length) if length else b""
                 with server._lock:
                     server.requests.append(
-                        Received(self.command, self.path, dict(self.headers), body, time.time())
+                        Received(
+                            self.command,
+                            self.path,
+                            httpx.Headers(dict(self.headers)),
+                            body,
+                            time.time(),
+                        )
                     )
                     answer = server.script.popleft() if server.script else server.default
                 if answer.delay:
