@@ -27,9 +27,10 @@ def validate_project(
     envs: Sequence[str] | None = None,
     environ: Mapping[str, str] | None = None,
     keep: list[object] | None = None,
+    parallel: bool = False,
 ) -> tuple[list[Diagnostic], dict[str, int]]:
     """Validate the project's definitions and the given environments (default: all of them)."""
-    cache, ctx = FileCache(), CompileContext()
+    cache, ctx = FileCache(parallel_reads=parallel), CompileContext()
     diagnostics: list[Diagnostic] = []
     with collector_paused():
         definitions = load_definitions(layout.root, layout, cache)
@@ -74,7 +75,9 @@ def validate(
     if env and all_envs:
         raise click.UsageError("give either --env or --all, not both")
     compiled: list[object] = []
-    diagnostics, counts = validate_project(layout, [env] if env else None, keep=compiled)
+    diagnostics, counts = validate_project(
+        layout, [env] if env else None, keep=compiled, parallel=True
+    )
     failed = any(d.is_error or strict for d in diagnostics)
     if output_format == "json":
         click.echo(format_json(diagnostics))

@@ -21,6 +21,7 @@ from rollout_yaml.config.errors import validation_diagnostics
 from rollout_yaml.config.models import Blueprint, Connector, Consumer, EnvironmentSettings
 from rollout_yaml.config.models.connector import builtin_schedule
 from rollout_yaml.config.models.release import ReleaseManifest
+from rollout_yaml.config.parallel import read_in_parallel, read_sequentially
 from rollout_yaml.config.project import Layout, yaml_files
 from rollout_yaml.config.secrets import Interpolated, interpolate, load_secret_files
 from rollout_yaml.config.source import SourceFile, YamlProblem, read_source
@@ -75,6 +76,8 @@ class FileCache:
     """Definitions already read in this process run, keyed by folder."""
 
     definitions: dict[Path, Definitions] = field(default_factory=dict)
+    parallel_reads: bool = False
+    """Read consumer files on every CPU (one-shot commands only: it forks)."""
 
 
 def load_model(
@@ -128,11 +131,14 @@ def _load_folder(
     layout: Layout,
     diagnostics: list[Diagnostic],
     prepare: Callable[[SourceFile], Any] | None = None,
+    parallel: bool = False,
 ) -> tuple[dict[str, Loaded[M]], list[str]]:
     loaded: dict[str, Loaded[M]] = {}
     seen: dict[str, str] = {}
     files: list[str] = []
-    for path in yaml_files(folder):
+    paths = yaml_files(folder)
+    reads = (read_in_parallel if parallel else read_sequentially)(paths, layout)
+    for path, read in zip(paths, reads, strict=True):
         display = layout.display(path)
         files.append(display)
         stem = path.stem
@@ -147,9 +153,10 @@ def _load_folder(
             )
             continue
         seen[stem] = display
-        source = _read(path, layout, diagnostics)
-        if source is None:
+        if isinstance(read, Diagnostic):
+            diagnostics.append(read)
             continue
+        source = read
         prepared = prepare(source) if prepare else None
         data = prepared.data if isinstance(prepared, Interpolated) else None
         instance = load_model(source, model, name_field, stem, diagnostics, data)
@@ -257,7 +264,13 @@ def load_environment(
         definitions = load_definitions(layout.root, layout, cache)
     diagnostics.extend(definitions.diagnostics)
     consumers, consumer_files = _load_folder(
-        env_dir / "consumers", Consumer, "consumer", layout, diagnostics, prepare
+        env_dir / "consumers",
+        Consumer,
+        "consumer",
+        layout,
+        diagnostics,
+        prepare,
+        parallel=cache is not None and cache.parallel_reads,
     )
     config = EnvironmentConfig(
         name=env,

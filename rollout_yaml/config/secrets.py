@@ -59,9 +59,18 @@ def _walk(value: Any, path: PathKey, lookup: Mapping[str, str], out: Interpolate
 
         return VARIABLE.sub(replace, value)
     if isinstance(value, dict):
-        return {k: _walk(v, (*path, k), lookup, out) for k, v in value.items()}
+        changed: dict[str, Any] | None = None  # copy a mapping only if something in it changes
+        for k, v in value.items():
+            if isinstance(v, str | dict | list):
+                new = _walk(v, (*path, k), lookup, out)
+                if new is not v:
+                    if changed is None:
+                        changed = dict(value)
+                    changed[k] = new
+        return value if changed is None else changed
     if isinstance(value, list):
-        return [_walk(v, (*path, i), lookup, out) for i, v in enumerate(value)]
+        items = [_walk(v, (*path, i), lookup, out) for i, v in enumerate(value)]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
     return value
 
 

@@ -7,6 +7,7 @@ of files thus pays nothing for positions it never reports.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,6 +177,7 @@ def _is_merge(node: Node) -> bool:
     return node.tag == _MERGE or (node.tag == _PLAIN and node.value == "<<")
 
 
+@functools.lru_cache(maxsize=8192)  # keys and enum-like values repeat across thousands of files
 def _implicit_tag(value: str) -> str:
     """The tag YAML 1.1 (PyYAML's SafeLoader) gives an untagged plain scalar."""
     for tag, pattern in _IMPLICIT.get(value[:1], ()):

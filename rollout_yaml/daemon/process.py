@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from rollout_yaml.expr.compiler import load_and_compile
 from rollout_yaml.store.factory import open_store
 
 log = logging.getLogger("rollout_yaml.daemon")
-SWITCH_INTERVAL = 0.0002
 
 
 class CannotStart(Exception):
@@ -58,9 +56,6 @@ class _Server(uvicorn.Server):
 
 
 async def serve(layout: Layout, options: RunOptions, env: CompiledEnvironment) -> int:
-    # The SQLite writer thread hands the GIL back and forth with the event loop on every row;
-    # Python's default 5 ms switch interval turns each handoff into a wait (a lock convoy).
-    sys.setswitchinterval(SWITCH_INTERVAL)
     store = open_store(env.settings.database, layout.env_dir(options.env))
     try:
         applied = await store.open()
