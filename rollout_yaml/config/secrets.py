@@ -38,40 +38,58 @@ def load_secret_files(env_dir: Path, files: list[str]) -> dict[str, str]:
 
 def interpolate(data: Any, lookup: Mapping[str, str]) -> Interpolated:
     result = Interpolated(data=None)
-    result.data = _walk(data, (), lookup, result)
+    result.data = _walk(data, [], lookup, result)
     return result
 
 
-def _walk(value: Any, path: PathKey, lookup: Mapping[str, str], out: Interpolated) -> Any:
+def _walk(value: Any, path: list[str | int], lookup: Mapping[str, str], out: Interpolated) -> Any:
+    """Replace references in strings; containers are copied only where something changed, and
+    a path is built only for a string that holds a reference (most hold none)."""
     if isinstance(value, str):
-        if "${" not in value:
-            return value
-        out.referenced.add(path)
-
-        def replace(match: re.Match[str]) -> str:
-            name, default = match.group(1), match.group(2)
-            if name in lookup:
-                return lookup[name]
-            if default is not None:
-                return default
-            out.missing.append((path, name))
-            return ""
-
-        return VARIABLE.sub(replace, value)
+        return _substitute(value, tuple(path), lookup, out) if "${" in value else value
     if isinstance(value, dict):
-        changed: dict[str, Any] | None = None  # copy a mapping only if something in it changes
+        changed: dict[str, Any] | None = None
         for k, v in value.items():
-            if isinstance(v, str | dict | list):
-                new = _walk(v, (*path, k), lookup, out)
-                if new is not v:
-                    if changed is None:
-                        changed = dict(value)
-                    changed[k] = new
+            if isinstance(v, str):
+                if "${" not in v:
+                    continue
+                path.append(k)
+                new = _substitute(v, tuple(path), lookup, out)
+                path.pop()
+            elif isinstance(v, dict | list):
+                path.append(k)
+                new = _walk(v, path, lookup, out)
+                path.pop()
+            else:
+                continue
+            if new is not v:
+                if changed is None:
+                    changed = dict(value)
+                changed[k] = new
         return value if changed is None else changed
     if isinstance(value, list):
-        items = [_walk(v, (*path, i), lookup, out) for i, v in enumerate(value)]
+        items = []
+        for index, v in enumerate(value):
+            path.append(index)
+            items.append(_walk(v, path, lookup, out))
+            path.pop()
         return value if all(a is b for a, b in zip(items, value, strict=True)) else items
     return value
+
+
+def _substitute(value: str, path: PathKey, lookup: Mapping[str, str], out: Interpolated) -> str:
+    out.referenced.add(path)
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in lookup:
+            return lookup[name]
+        if default is not None:
+            return default
+        out.missing.append((path, name))
+        return ""
+
+    return VARIABLE.sub(replace, value)
 
 
 def is_reference(raw: Any) -> bool:
