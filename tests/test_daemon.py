@@ -253,6 +253,22 @@ def test_saved_consumer_file_is_active_within_a_second(
     assert sorted(r.json()["text"] for r in app.requests)[0] == "BIG 150"
 
 
+def test_a_reload_does_not_trigger_another(daemon: Daemon, project: Path) -> None:
+    # Reloading reads every file; reading must not count as a change (no reload loop).
+    consumer = project / "environments/test/consumers/acme.yaml"
+    with daemon.client("acme") as client:
+        before = _generation(client)
+        consumer.write_text(consumer.read_text())
+        deadline = time.time() + 5
+        while _generation(client) == before:
+            assert time.time() < deadline, "the save was not picked up"
+            time.sleep(0.02)
+        time.sleep(0.3)
+        settled = _generation(client)
+        time.sleep(1.5)
+        assert _generation(client) == settled, "the daemon keeps reloading by itself"
+
+
 def test_a_broken_save_keeps_the_old_configuration_and_status_names_it(
     daemon: Daemon, project: Path, app: AppServer
 ) -> None:

@@ -15,6 +15,7 @@ log = logging.getLogger("rollout_yaml.daemon")
 SETTLE_SECONDS = 0.1
 WATCHED_SUFFIXES = (".yaml", ".yml", ".env")
 IGNORED_FOLDERS = frozenset({".rollout", ".git", "__pycache__"})
+CHANGES = frozenset({"created", "modified", "deleted", "moved", "closed"})
 
 
 class _Handler(FileSystemEventHandler):
@@ -22,6 +23,8 @@ class _Handler(FileSystemEventHandler):
         self._notify = notify
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type not in CHANGES:
+            return  # reading the files (opened, closed without writing) is no change
         for raw in (event.src_path, getattr(event, "dest_path", "")):
             path = str(raw)
             if not path or IGNORED_FOLDERS & set(Path(path).parts):
