@@ -89,9 +89,6 @@ def prepare_push(
     for item in events:
         event_id = new_id("evt")
         dedupe = item.id if item.id is not None else event_id
-        new_event = NewEvent(
-            event_id, consumer, item.app, item.trigger, dedupe, item.payload, now, "push"
-        )
         record = EventRecord(
             event_id, consumer, item.app, item.trigger, dedupe, item.payload, now, "push"
         )
@@ -101,34 +98,22 @@ def prepare_push(
         for automation in active.index.automations(consumer, item.app, item.trigger):
             context = automation_context(env, automation, item.payload, event_view)
             run_id = new_id("run")
-            if passes_filters(trigger, automation, context):
-                runs.append(
-                    NewRun(
-                        run_id,
-                        consumer,
-                        automation.key,
-                        event_id,
-                        dedupe,
-                        RunStatus.QUEUED,
-                        None,
-                        now,
-                        owner,
-                        now + lease,
-                    )
+            queued = passes_filters(trigger, automation, context)
+            runs.append(
+                NewRun(
+                    run_id,
+                    consumer,
+                    automation.key,
+                    event_id,
+                    dedupe,
+                    RunStatus.QUEUED if queued else RunStatus.FILTERED,
+                    None,
+                    now,
+                    lease_owner=owner if queued else None,
+                    lease_expires_at=now + lease if queued else None,
                 )
+            )
+            if queued:
                 work[run_id] = WorkItem(run_id, consumer, automation.key, record)
-            else:
-                runs.append(
-                    NewRun(
-                        run_id,
-                        consumer,
-                        automation.key,
-                        event_id,
-                        dedupe,
-                        RunStatus.FILTERED,
-                        None,
-                        now,
-                    )
-                )
-        batch.append((new_event, runs))
+        batch.append((record, runs))
     return Prepared(batch, work)

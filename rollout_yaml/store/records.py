@@ -28,18 +28,6 @@ TERMINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.FILTERED,
 
 
 @dataclass(frozen=True, slots=True)
-class NewEvent:
-    id: str
-    consumer: str
-    app: str
-    trigger: str
-    dedupe_key: str
-    payload: Any
-    received_at: float
-    source: str
-
-
-@dataclass(frozen=True, slots=True)
 class NewRun:
     id: str
     consumer: str
@@ -73,6 +61,10 @@ class EventRecord:
     payload: Any
     received_at: float
     source: str
+
+
+NewEvent = EventRecord
+"""An event about to be stored is the same record as one read back."""
 
 
 @dataclass(frozen=True, slots=True)
