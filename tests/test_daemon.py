@@ -391,3 +391,21 @@ def test_sigterm_drains_and_exits_zero(project: Path, app: AppServer) -> None:
     assert running.stop() == 0
     assert '"stopped"' in running.logs() or "stopped" in running.logs()
     assert consumer_token("acme")
+
+
+def test_run_once_executes_what_is_due_and_exits(project: Path, app: AppServer) -> None:
+    sink = project / "connectors" / "sink.yaml"
+    sink.write_text(
+        sink.read_text()
+        .replace("max_attempts: 4", "max_attempts: 20")
+        .replace("base: 100ms", "base: 1s")
+    )
+    down = Daemon(project, f"http://127.0.0.1:{free_port()}").start()
+    with down.client("acme") as client:
+        for order in (1, 2, 3):
+            assert push(client, {**ORDER, "order_id": order}).status_code == 202
+    assert down.stop() == 0  # the retries wait in the database
+    once = Daemon(project, app.url)
+    result = once.cli("run", "--env", "test", "--once")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(r.path for r in app.requests) == ["/orders/1", "/orders/2", "/orders/3"]

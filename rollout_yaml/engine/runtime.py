@@ -3,6 +3,7 @@ daemon talk to this and nothing deeper."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
@@ -120,10 +121,5 @@ class Runtime:
             claimed = await self.dispatcher.claim_once()
             if claimed == 0 and self.dispatcher.idle and self.dispatcher.pending_retries == 0:
                 return True
-            await self._settle()
+            await asyncio.sleep(0.05)
         return False
-
-    async def _settle(self) -> None:
-        import asyncio
-
-        await asyncio.sleep(0.05)

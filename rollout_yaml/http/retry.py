@@ -4,7 +4,7 @@ honouring `Retry-After` in seconds or as an HTTP date)."""
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 
 from rollout_yaml.config.models.request import RetryPolicy
@@ -58,7 +58,3 @@ def retry_delay(
     if retry_after is not None:
         delay = max(delay, retry_after)
     return delay
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
