@@ -7,7 +7,7 @@ the event and one run per matching automation.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +15,7 @@ from rollout_yaml.engine.errors import EventRejected
 from rollout_yaml.engine.live_config import Active
 from rollout_yaml.engine.mapping import automation_context, passes_filters
 from rollout_yaml.engine.work import WorkItem
+from rollout_yaml.expr.compiled import CompiledAutomation
 from rollout_yaml.store.records import EventRecord, NewEvent, NewRun, RunStatus, new_id
 
 
@@ -84,36 +85,57 @@ def prepare_push(
                 details,
             )
     now = time.time()
-    batch: list[tuple[NewEvent, list[NewRun]]] = []
-    work: dict[str, WorkItem] = {}
+    prepared = Prepared([], {})
     for item in events:
         event_id = new_id("evt")
         dedupe = item.id if item.id is not None else event_id
         record = EventRecord(
             event_id, consumer, item.app, item.trigger, dedupe, item.payload, now, "push"
         )
-        runs = []
-        trigger = env.apps[item.app].triggers[item.trigger]
-        event_view = {"id": dedupe, "received_at": now, "app": item.app, "trigger": item.trigger}
-        for automation in active.index.automations(consumer, item.app, item.trigger):
-            context = automation_context(env, automation, item.payload, event_view)
-            run_id = new_id("run")
-            queued = passes_filters(trigger, automation, context)
-            runs.append(
-                NewRun(
-                    run_id,
-                    consumer,
-                    automation.key,
-                    event_id,
-                    dedupe,
-                    RunStatus.QUEUED if queued else RunStatus.FILTERED,
-                    None,
-                    now,
-                    lease_owner=owner if queued else None,
-                    lease_expires_at=now + lease if queued else None,
-                )
+        matching = active.index.automations(consumer, item.app, item.trigger)
+        add_event(active, record, matching, prepared, owner=owner, lease=lease)
+    return prepared
+
+
+def add_event(
+    active: Active,
+    record: EventRecord,
+    automations: Iterable[CompiledAutomation],
+    prepared: Prepared,
+    *,
+    owner: str,
+    lease: float,
+) -> None:
+    """One stored event and a run for each automation it starts: `queued` (leased to `owner`,
+    to dispatch after the commit) or `filtered` when a filter says no."""
+    env = active.env
+    trigger = env.apps[record.app].triggers[record.trigger]
+    now = record.received_at
+    event_view = {
+        "id": record.dedupe_key,
+        "received_at": now,
+        "app": record.app,
+        "trigger": record.trigger,
+    }
+    runs = []
+    for automation in automations:
+        context = automation_context(env, automation, record.payload, event_view)
+        run_id = new_id("run")
+        queued = passes_filters(trigger, automation, context)
+        runs.append(
+            NewRun(
+                run_id,
+                record.consumer,
+                automation.key,
+                record.id,
+                record.dedupe_key,
+                RunStatus.QUEUED if queued else RunStatus.FILTERED,
+                None,
+                now,
+                lease_owner=owner if queued else None,
+                lease_expires_at=now + lease if queued else None,
             )
-            if queued:
-                work[run_id] = WorkItem(run_id, consumer, automation.key, record)
-        batch.append((record, runs))
-    return Prepared(batch, work)
+        )
+        if queued:
+            prepared.work[run_id] = WorkItem(run_id, record.consumer, automation.key, record)
+    prepared.batch.append((record, runs))

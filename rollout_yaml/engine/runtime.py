@@ -14,6 +14,7 @@ from rollout_yaml.engine.execute import Executor
 from rollout_yaml.engine.intake import PushEvent, PushResult, prepare_push
 from rollout_yaml.engine.live_config import LiveConfig
 from rollout_yaml.engine.metrics import Metrics
+from rollout_yaml.engine.scheduler import Clock, Scheduler, utc_now
 from rollout_yaml.engine.work import WorkItem
 from rollout_yaml.expr.compiled import CompiledEnvironment
 from rollout_yaml.http.client import AppClients
@@ -27,7 +28,7 @@ def owner_id() -> str:
 
 
 class Runtime:
-    def __init__(self, env: CompiledEnvironment, store: Store) -> None:
+    def __init__(self, env: CompiledEnvironment, store: Store, clock: Clock = utc_now) -> None:
         runtime = env.settings.runtime
         self.config = LiveConfig(env)
         self.store = store
@@ -46,15 +47,24 @@ class Runtime:
             workers=runtime.workers,
             lease=self.lease,
         )
+        self.scheduler = Scheduler(
+            self.config, store, self.dispatcher, owner=self.owner, lease=self.lease, clock=clock
+        )
+        self._scheduling: asyncio.Task[None] | None = None
         self._ready = False
 
     async def start(self, *, claim: bool = True) -> None:
         await self.dispatcher.start(claim=claim)
+        if claim:
+            self._scheduling = asyncio.create_task(self.scheduler.run(), name="schedules")
         self.metrics.generation.set(self.config.generation)
         self._ready = True
 
     async def stop(self, grace: float | None = None) -> None:
         self._ready = False
+        if self._scheduling is not None:
+            self._scheduling.cancel()
+            await asyncio.gather(self._scheduling, return_exceptions=True)
         await self.dispatcher.drain(
             self.config.current.settings.runtime.grace_period if grace is None else grace
         )
@@ -116,6 +126,7 @@ class Runtime:
 
     async def drain_queue(self, timeout: float) -> bool:
         """For `--once`: claim and execute until nothing is due; True if all finished."""
+        await self.scheduler.fire_due()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             claimed = await self.dispatcher.claim_once()

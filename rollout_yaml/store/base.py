@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from rollout_yaml.store.records import (
     Attempt,
@@ -48,3 +48,9 @@ class Store(Protocol):
         """Runs newest first (keyset on id), without attempts."""
 
     async def count_by_status(self) -> dict[str, int]: ...
+
+    async def load_states(self, prefix: str) -> dict[str, Any]:
+        """Trigger state (schedules' last tick, polls' cursors) whose key starts with `prefix`."""
+
+    async def save_state(self, key: str, state: Any) -> None:
+        """Store a trigger's state; callers save it only after the events it covers."""

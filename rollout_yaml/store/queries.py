@@ -23,7 +23,7 @@ from rollout_yaml.store.records import (
     RunStatus,
     RunUpdate,
 )
-from rollout_yaml.store.schema import attempts, events, runs
+from rollout_yaml.store.schema import attempts, events, poll_state, runs
 
 
 def _insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table) -> Any:
@@ -264,6 +264,25 @@ def list_runs(conn: sa.Connection, q: RunQuery) -> list[Run]:
     if q.before_id is not None:
         query = query.where(runs.c.id < q.before_id)
     return _load_runs(conn, query.order_by(runs.c.id.desc()).limit(q.limit), with_payload=False)
+
+
+def load_states(conn: sa.Connection, prefix: str) -> dict[str, Any]:
+    rows = conn.execute(
+        sa.select(poll_state.c.key, poll_state.c.cursor).where(
+            poll_state.c.key.startswith(prefix, autoescape=True)
+        )
+    )
+    return {key: cursor for key, cursor in rows}
+
+
+def save_state(conn: sa.Connection, key: str, state: Any) -> None:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    insert = dialect.insert(poll_state).values(key=key, cursor=state)
+    conn.execute(
+        insert.on_conflict_do_update(
+            index_elements=[poll_state.c.key], set_={"cursor": insert.excluded.cursor}
+        )
+    )
 
 
 def count_by_status(conn: sa.Connection) -> dict[str, int]:

@@ -244,6 +244,12 @@ class SQLiteStore:
     async def count_by_status(self) -> dict[str, int]:
         return await self._read(queries.count_by_status)
 
+    async def load_states(self, prefix: str) -> dict[str, Any]:
+        return await self._read(queries.load_states, prefix)
+
+    async def save_state(self, key: str, state: Any) -> None:
+        await self._write(queries.save_state, key, state)
+
 
 def _migrate(conn: sa.Connection) -> list[int]:
     applied = apply_migrations(conn)
