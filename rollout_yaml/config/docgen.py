@@ -43,6 +43,9 @@ def _type_of(schema: dict[str, Any], defs: dict[str, Any]) -> str:
         return f"list of {_type_of(schema.get('items', {}), defs)}"
     if kind == "object" and isinstance(schema.get("additionalProperties"), dict):
         return f"map of {_type_of(schema['additionalProperties'], defs)}"
+    patterns = schema.get("patternProperties")
+    if kind == "object" and isinstance(patterns, dict) and len(patterns) == 1:
+        return f"map of {_type_of(next(iter(patterns.values())), defs)} (keyed by name)"
     if kind == "string" and "pattern" in schema and "ms|s|m|h|d" in schema["pattern"]:
         return "duration"
     return str(kind)
