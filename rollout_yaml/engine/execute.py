@@ -84,7 +84,10 @@ class Executor:
                 kind="config",
                 attempt=None,
             )
-        secrets = env.secret_values | self._credential_secrets(env, automation)
+        # The environment's set is reused as is (its redaction pattern is compiled once);
+        # a credential's secrets are added only when the configuration does not hold them.
+        extra = self._credential_secrets(env, automation) - env.secret_values
+        secrets = env.secret_values | extra if extra else env.secret_values
         try:
             return await self._attempt(env, automation, item, attempt_number, secrets)
         except _Failed as failed:
