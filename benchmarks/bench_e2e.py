@@ -196,12 +196,6 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _wait_delivered(sink_port: int, expected: int, timeout: float) -> None:
-    """Wait until the runner has no queued work left (the sink is checked after it stops)."""
-    del sink_port, expected
-    time.sleep(min(timeout, 2.0))
-
-
 async def _sink_direct(port: int) -> LoadResult:
     def make(i: int) -> tuple[str, str, bytes]:
         return (str(i), f"/orders/{i}", b'{"text":"direct"}')

@@ -13,7 +13,7 @@ from runner_env import SECRETS, compile_env, copy_project
 
 from rollout_yaml.engine.intake import PushEvent
 from rollout_yaml.engine.runtime import Runtime
-from rollout_yaml.store.records import RunStatus
+from rollout_yaml.store.records import RunQuery, RunStatus
 from rollout_yaml.store.sqlite import SQLiteStore
 
 
@@ -64,11 +64,7 @@ def test_event_reaches_the_app_with_mapping_and_auth(tmp_path: Path, app: AppSer
         assert got.path == "/orders/7"
         assert got.json() == {"text": "Order 7 by Ada: 25.0"}
         assert got.headers["Authorization"] == f"Bearer {SECRETS['ACME_SINK_TOKEN']}"
-        runs = await runtime.store.list_runs(
-            __import__("rollout_yaml.store.records", fromlist=["RunQuery"]).RunQuery(
-                consumer="acme"
-            )
-        )
+        runs = await runtime.store.list_runs(RunQuery(consumer="acme"))
         run = await _wait_status(runtime, runs[0].id, RunStatus.SUCCEEDED)
         full = await runtime.store.get_run(run.id)  # type: ignore[attr-defined]
         assert full is not None and full.output == {"received": True}
@@ -102,8 +98,6 @@ def test_filter_says_no_records_a_filtered_run(tmp_path: Path, app: AppServer) -
         runtime = await _runtime(tmp_path, app)
         result = await runtime.push("acme", [_order(1, total=5)])
         assert result.runs_queued == 0
-        from rollout_yaml.store.records import RunQuery
-
         runs = await runtime.store.list_runs(RunQuery(consumer="acme"))
         assert [r.status for r in runs] == [RunStatus.FILTERED]
         await asyncio.sleep(0.2)
@@ -121,8 +115,6 @@ def test_503_twice_then_200_succeeds_on_the_third_attempt(tmp_path: Path, app: A
             Answer(503, {"error": {"message": "busy"}}), Answer(503, {"error": {"message": "busy"}})
         )
         await runtime.push("acme", [_order(3)])
-        from rollout_yaml.store.records import RunQuery
-
         runs = await runtime.store.list_runs(RunQuery(consumer="acme"))
         run = await _wait_status(runtime, runs[0].id, RunStatus.SUCCEEDED, RunStatus.FAILED)
         full = await runtime.store.get_run(run.id)  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import yaml
 from rich.console import Console
 
 from rollout_yaml.config.project import Layout, find_project
@@ -51,6 +52,12 @@ def console(stderr: bool = False) -> Console:
 
 def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def read_payload(path: Path) -> Any:
+    """JSON, or YAML for a .yaml/.yml file; `-` reads standard input (JSON)."""
+    text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    return yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> None:

@@ -6,10 +6,7 @@ validates, stores and executes it exactly as it does an event pushed over HTTP.
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
-from typing import Any
 
 import click
 import yaml
@@ -21,15 +18,10 @@ from rollout_yaml.cli.common import (
     format_option,
     print_json,
     project_option,
+    read_payload,
 )
 from rollout_yaml.cli.daemon_link import DaemonRefused, DaemonUnreachable, url_option
 from rollout_yaml.config.project import Layout
-
-
-def read_payload(path: Path) -> Any:
-    """JSON, or YAML for a .yaml/.yml file; `-` reads standard input (JSON)."""
-    text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
-    return yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
 
 
 @click.group()

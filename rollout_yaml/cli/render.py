@@ -16,6 +16,7 @@ from rollout_yaml.cli.common import (
     EXIT_USAGE,
     format_option,
     project_option,
+    read_payload,
 )
 from rollout_yaml.config.diagnostics import format_text
 from rollout_yaml.config.project import Layout
@@ -23,11 +24,6 @@ from rollout_yaml.config.secrets import redact
 from rollout_yaml.config.suggest import did_you_mean
 from rollout_yaml.engine.preview import Preview, preview
 from rollout_yaml.expr.compiler import load_and_compile
-
-
-def _load_payload(path: Path) -> Any:
-    text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
-    return yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
 
 
 @click.command()
@@ -67,7 +63,7 @@ def render(
         )
         sys.exit(EXIT_USAGE)
     try:
-        payload = _load_payload(payload_file)
+        payload = read_payload(payload_file)
     except (OSError, ValueError, yaml.YAMLError) as exc:
         click.echo(f"error: cannot read payload {payload_file}: {exc}", err=True)
         sys.exit(EXIT_USAGE)

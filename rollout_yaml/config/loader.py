@@ -21,10 +21,11 @@ from rollout_yaml.config.errors import validation_diagnostics
 from rollout_yaml.config.models import Blueprint, Connector, Consumer, EnvironmentSettings
 from rollout_yaml.config.models.connector import builtin_schedule
 from rollout_yaml.config.models.release import ReleaseManifest
-from rollout_yaml.config.parallel import read_in_parallel, read_sequentially
+from rollout_yaml.config.parallel import read_in_parallel, read_one, read_sequentially
 from rollout_yaml.config.project import Layout, yaml_files
 from rollout_yaml.config.secrets import Interpolated, interpolate, load_secret_files
-from rollout_yaml.config.source import SourceFile, YamlProblem, read_source
+from rollout_yaml.config.source import SourceFile
+from rollout_yaml.config.suggest import did_you_mean
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -117,11 +118,11 @@ def load_model(
 
 
 def _read(path: Path, layout: Layout, diagnostics: list[Diagnostic]) -> SourceFile | None:
-    try:
-        return read_source(path, layout.display(path))
-    except YamlProblem as problem:
-        diagnostics.append(problem.diagnostic)
+    read = read_one(path, layout)
+    if isinstance(read, Diagnostic):
+        diagnostics.append(read)
         return None
+    return read
 
 
 def _load_folder(
@@ -214,8 +215,6 @@ def load_environment(
     settings_path = env_dir / "environment.yaml"
     if not settings_path.is_file():
         known = layout.environments()
-        from rollout_yaml.config.suggest import did_you_mean
-
         diagnostics.append(
             Diagnostic(
                 "RY603",

@@ -17,7 +17,7 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from rollout_yaml.config.diagnostics import Diagnostic
+from rollout_yaml.config.diagnostics import Diagnostic, Severity
 
 _PLAIN = "!rollout-yaml/plain"
 """Our mark for an untagged plain scalar: typed later, only if it could be a number or bool."""
@@ -104,8 +104,6 @@ class SourceFile:
         hint: str | None = None,
         warning: bool = False,
     ) -> Diagnostic:
-        from rollout_yaml.config.diagnostics import Severity
-
         line, col = self.locate(path, key=key)
         return Diagnostic(
             code=code,

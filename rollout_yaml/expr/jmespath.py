@@ -11,6 +11,8 @@ from jmespath import exceptions as jp_errors
 from jmespath import functions
 from jmespath.parser import ParsedResult
 
+from rollout_yaml.config.suggest import did_you_mean
+
 EXTRA_FUNCTIONS = ("now", "parse_date", "to_unix", "lower", "upper", "split", "replace")
 
 
@@ -117,8 +119,6 @@ def compile_query(source: str, cache: dict[str, Query] | None = None) -> Query:
         raise JMESPathError("RY302", f"invalid JMESPath {source!r}: {exc}") from exc
     for name in _function_names(dict(parsed.parsed)):
         if name not in KNOWN_FUNCTIONS:
-            from rollout_yaml.config.suggest import did_you_mean
-
             hint = did_you_mean(name, KNOWN_FUNCTIONS) or ""
             raise JMESPathError(
                 "RY306",

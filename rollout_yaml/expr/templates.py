@@ -19,6 +19,7 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
 from jinja2.exceptions import SecurityError, TemplateAssertionError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
+from rollout_yaml.config.suggest import did_you_mean
 from rollout_yaml.expr.jmespath import JMESPathError, compile_query, iso8601, parse_datetime
 
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}|\{%|%\}).)*)\}\}\s*$", re.S)
@@ -275,8 +276,6 @@ class TemplateCompiler:
         return Template(source, render, native=bool(single), names=names, paths=paths)
 
     def _unknown_filter(self, exc: TemplateAssertionError) -> str:
-        from rollout_yaml.config.suggest import did_you_mean
-
         match = re.search(r"No (filter|test) named '([^']+)'", exc.message or "")
         if not match:
             return exc.message or "invalid template"
