@@ -54,3 +54,8 @@ class Store(Protocol):
 
     async def save_state(self, key: str, state: Any) -> None:
         """Store a trigger's state; callers save it only after the events it covers."""
+
+    async def acquire_lease(self, name: str, owner: str, now: float, ttl: float) -> bool:
+        """Take or renew a named lease; False while another owner holds it unexpired."""
+
+    async def release_lease(self, name: str, owner: str) -> None: ...

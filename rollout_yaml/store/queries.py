@@ -23,7 +23,7 @@ from rollout_yaml.store.records import (
     RunStatus,
     RunUpdate,
 )
-from rollout_yaml.store.schema import attempts, events, poll_state, runs
+from rollout_yaml.store.schema import attempts, events, leases, poll_state, runs
 
 
 def _insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table) -> Any:
@@ -288,3 +288,20 @@ def save_state(conn: sa.Connection, key: str, state: Any) -> None:
 def count_by_status(conn: sa.Connection) -> dict[str, int]:
     rows = conn.execute(sa.select(runs.c.status, sa.func.count()).group_by(runs.c.status))
     return {status: int(count) for status, count in rows}
+
+
+def acquire_lease(conn: sa.Connection, name: str, owner: str, now: float, ttl: float) -> bool:
+    """Take or renew the named lease (a poll group, a webhook subscription) unless another
+    owner holds it unexpired. Replicas sharing a database do a piece of work once this way."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    insert = dialect.insert(leases).values(name=name, owner=owner, expires_at=now + ttl)
+    upsert = insert.on_conflict_do_update(
+        index_elements=[leases.c.name],
+        set_={"owner": insert.excluded.owner, "expires_at": insert.excluded.expires_at},
+        where=sa.or_(leases.c.owner == owner, leases.c.expires_at <= now),
+    ).returning(leases.c.owner)
+    return conn.execute(upsert).scalar() == owner
+
+
+def release_lease(conn: sa.Connection, name: str, owner: str) -> None:
+    conn.execute(sa.delete(leases).where(leases.c.name == name, leases.c.owner == owner))

@@ -14,7 +14,7 @@ import fcntl
 import os
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -25,15 +25,7 @@ from sqlalchemy.pool import QueuePool
 
 from rollout_yaml.store import queries
 from rollout_yaml.store.migrations import apply_migrations
-from rollout_yaml.store.records import (
-    Attempt,
-    Ingested,
-    NewEvent,
-    NewRun,
-    Run,
-    RunQuery,
-    RunUpdate,
-)
+from rollout_yaml.store.query_store import QueryStore
 
 T = TypeVar("T")
 MAX_BATCH = 1000
@@ -82,7 +74,7 @@ def _configure(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class SQLiteStore:
+class SQLiteStore(QueryStore):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._engine: sa.Engine | None = None
@@ -219,36 +211,6 @@ class SQLiteStore:
             return bool(await self._read(lambda c: c.execute(sa.text("select 1")).scalar()))
         except Exception:
             return False
-
-    async def ingest(self, batch: Sequence[tuple[NewEvent, Sequence[NewRun]]]) -> list[Ingested]:
-        return await self._write(queries.ingest, batch)
-
-    async def insert_runs(self, runs: Sequence[NewRun]) -> list[str]:
-        return await self._write(queries.insert_runs, runs)
-
-    async def record(self, update: RunUpdate, attempt: Attempt | None = None) -> None:
-        await self._write(queries.record, update, attempt)
-
-    async def claim_runs(self, owner: str, now: float, lease: float, limit: int) -> list[Run]:
-        return await self._write(queries.claim_runs, owner, now, lease, limit)
-
-    async def release(self, owner: str) -> int:
-        return await self._write(queries.release, owner)
-
-    async def get_run(self, run_id: str, consumer: str | None = None) -> Run | None:
-        return await self._read(queries.get_run, run_id, consumer)
-
-    async def list_runs(self, query: RunQuery) -> list[Run]:
-        return await self._read(queries.list_runs, query)
-
-    async def count_by_status(self) -> dict[str, int]:
-        return await self._read(queries.count_by_status)
-
-    async def load_states(self, prefix: str) -> dict[str, Any]:
-        return await self._read(queries.load_states, prefix)
-
-    async def save_state(self, key: str, state: Any) -> None:
-        await self._write(queries.save_state, key, state)
 
 
 def _migrate(conn: sa.Connection) -> list[int]:

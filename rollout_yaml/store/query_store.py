@@ -1,0 +1,70 @@
+"""The Store protocol written once, as calls to `queries`: a backend only says how a query
+runs (`_read`) and how a write is committed (`_write`).
+
+SQLite sends writes to its writer thread (grouped commits); PostgreSQL runs them on its async
+engine. A new store method is added here, next to its query, and both backends have it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from rollout_yaml.store import queries
+from rollout_yaml.store.records import (
+    Attempt,
+    Ingested,
+    NewEvent,
+    NewRun,
+    Run,
+    RunQuery,
+    RunUpdate,
+)
+
+T = TypeVar("T")
+
+
+class QueryStore:
+    def _write(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
+        """Run `fn(conn, *args)` in a write transaction; resolves after the commit."""
+        raise NotImplementedError
+
+    def _read(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
+        """Run `fn(conn, *args)` on a read connection."""
+        raise NotImplementedError
+
+    async def ingest(self, batch: Sequence[tuple[NewEvent, Sequence[NewRun]]]) -> list[Ingested]:
+        return await self._write(queries.ingest, batch)
+
+    async def insert_runs(self, runs: Sequence[NewRun]) -> list[str]:
+        return await self._write(queries.insert_runs, runs)
+
+    async def record(self, update: RunUpdate, attempt: Attempt | None = None) -> None:
+        await self._write(queries.record, update, attempt)
+
+    async def claim_runs(self, owner: str, now: float, lease: float, limit: int) -> list[Run]:
+        return await self._write(queries.claim_runs, owner, now, lease, limit)
+
+    async def release(self, owner: str) -> int:
+        return await self._write(queries.release, owner)
+
+    async def get_run(self, run_id: str, consumer: str | None = None) -> Run | None:
+        return await self._read(queries.get_run, run_id, consumer)
+
+    async def list_runs(self, query: RunQuery) -> list[Run]:
+        return await self._read(queries.list_runs, query)
+
+    async def count_by_status(self) -> dict[str, int]:
+        return await self._read(queries.count_by_status)
+
+    async def load_states(self, prefix: str) -> dict[str, Any]:
+        return await self._read(queries.load_states, prefix)
+
+    async def save_state(self, key: str, state: Any) -> None:
+        await self._write(queries.save_state, key, state)
+
+    async def acquire_lease(self, name: str, owner: str, now: float, ttl: float) -> bool:
+        return await self._write(queries.acquire_lease, name, owner, now, ttl)
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        await self._write(queries.release_lease, name, owner)
