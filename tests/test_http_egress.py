@@ -220,9 +220,7 @@ def test_every_answer_of_the_resolver_is_checked_not_only_the_first() -> None:
         guarded = GuardedResolver(lambda: False, MappedResolver(DNS))
         kept = await guarded.resolve("mixed.test", 443)
         assert [r["host"] for r in kept] == ["93.184.215.14"]
-        assert [r["host"] for r in await guarded.resolve("public.test", 443)] == [
-            "93.184.215.14"
-        ]
+        assert [r["host"] for r in await guarded.resolve("public.test", 443)] == ["93.184.215.14"]
         with pytest.raises(EgressDenied) as refused:
             await guarded.resolve("private-pair.test", 443)
         assert "10.1.2.3" in str(refused.value) and "private" in str(refused.value)
