@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from app_server import Answer, AppServer
 
+from rollout_yaml.config.loader import load_definitions
 from rollout_yaml.config.models.request import RateLimit
+from rollout_yaml.config.project import Layout
 from rollout_yaml.http.client import AppClients
 from rollout_yaml.http.rate_limit import Quota, RateLimiter, quota_for
 from rollout_yaml.http.request import PreparedRequest
@@ -101,6 +104,23 @@ def test_quota_for_keys_by_app_consumer_and_credential() -> None:
     assert quota_for(None, "shop", "acme", "main") is None
     assert quota_for(limit, "shop", "acme", "main") == Quota(("shop", "acme", "main"), 100, 60.0)
     assert quota_for(limit, "shop", "acme", None) == Quota(("shop", "acme", ""), 100, 60.0)
+
+
+@pytest.mark.parametrize(
+    ("limit", "code", "line"),
+    [("{ requests: 10, per: 0s }", "RY104", 5), ("{ requests: 0, per: 1s }", "RY104", 5)],
+)
+def test_a_limit_that_allows_nothing_or_everything_is_a_diagnostic(
+    tmp_path: Path, limit: str, code: str, line: int
+) -> None:
+    (tmp_path / "connectors").mkdir()
+    (tmp_path / "connectors" / "shop.yaml").write_text(
+        f"app: shop\nname: Shop\nversion: 1.0.0\nbase_url: https://shop.example\n"
+        f"rate_limit: {limit}\n",
+        encoding="utf-8",
+    )
+    found = load_definitions(tmp_path, Layout(tmp_path)).diagnostics
+    assert [(d.code, d.file, d.line) for d in found] == [(code, "connectors/shop.yaml", line)]
 
 
 def test_sends_at_r_per_second_take_the_expected_time_at_a_real_server(app: AppServer) -> None:
