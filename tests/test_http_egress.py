@@ -301,3 +301,15 @@ def test_an_encoded_host_in_a_path_arrives_as_a_path_of_the_base_host(
     url = join_url(f"{app.url}/v1", path)
     assert asyncio.run(_send(_clients(allow_private=True), url)).status == 200
     assert app.requests[0].path == "/v1/" + path.lstrip("/")
+
+
+def test_a_public_app_is_still_built_and_resolved_under_the_strict_policy() -> None:
+    url = join_url("https://public.test/v1", "/orders/42")
+    assert url == "https://public.test/v1/orders/42"
+
+    async def scenario() -> list[str]:
+        guarded = GuardedResolver(lambda: False, MappedResolver(DNS))
+        await check_url(url, allow_private=False, resolve=False)
+        return [r["host"] for r in await guarded.resolve("public.test", 443)]
+
+    assert asyncio.run(scenario()) == ["93.184.215.14"]
