@@ -116,8 +116,9 @@ def join_url(base: str, path: str) -> str:
     if base_parts.scheme not in ("http", "https") or not base_parts.netloc:
         raise RequestBuildError(f"base_url {base!r} is not an absolute http(s) URL")
     if "@" in base_parts.netloc or base_parts.fragment:
-        # `https://{{ credential.shop }}.example.com` with shop `x@127.0.0.1#` would name
-        # another host: the part before `@` is a user name, everything after `#` is dropped.
+        # `https://api.example.com@127.0.0.1` names 127.0.0.1 (the part before `@` is a user
+        # name) and a `#` drops what follows; template values cannot add them (each `{{ }}` of
+        # a base_url is percent-encoded), an override or a literal could.
         raise RequestBuildError(f"base_url {base!r} may not hold `@` (user info) or `#`")
     if "://" in path or path.startswith("//") or "\\" in path or "@" in path or _SCHEME.match(path):
         raise RequestBuildError(f"path {path!r} may not be a URL or contain `@` or `\\`")
