@@ -76,7 +76,10 @@ class AppClients:
         self._resolvers: list[GuardedResolver] = []  # aiohttp closes only resolvers it made
         self.limiter = RateLimiter()
 
-    def session(self, app: str, allow_private: bool = True) -> aiohttp.ClientSession:
+    def session(self, app: str, allow_private: bool | None = None) -> aiohttp.ClientSession:
+        """The App's pool for one egress policy (by default the current one)."""
+        if allow_private is None:
+            allow_private = self._allow_private()
         found = self._sessions.get((app, allow_private))
         if found is None:
             ssl_context = httpx.create_ssl_context(verify=self._verify, trust_env=False)
