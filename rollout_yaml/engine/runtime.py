@@ -35,7 +35,7 @@ class Runtime:
         self.metrics = Metrics()
         self.owner = owner_id()
         self.lease = runtime.lease
-        self.clients = AppClients()
+        self.clients = AppClients(allow_private=self._allow_private)
         self.executor = Executor(
             self.config, store, self.clients, self.metrics, self.owner, self.lease
         )
@@ -70,6 +70,10 @@ class Runtime:
         )
         await self.store.release(self.owner)
         await self.clients.close()
+
+    def _allow_private(self) -> bool:
+        """Read at every send, so a reload that changes `runtime.egress` applies at once."""
+        return self.config.current.settings.runtime.egress.allow_private
 
     def ready(self) -> bool:
         return self._ready
