@@ -208,8 +208,13 @@ def load_environment(
     missing_secret: Severity = Severity.WARNING,
     environ: Mapping[str, str] | None = None,
     cache: FileCache | None = None,
+    definitions: Definitions | None = None,
 ) -> tuple[EnvironmentConfig | None, list[Diagnostic]]:
-    """Read one environment: settings, its definitions (live or frozen) and its consumers."""
+    """Read one environment: settings, its definitions (live or frozen) and its consumers.
+
+    `definitions` replaces what the environment runs: `promote` checks a target environment's
+    consumers against the source's connectors and blueprints before it writes anything.
+    """
     diagnostics: list[Diagnostic] = []
     env_dir = layout.env_dir(env)
     settings_path = env_dir / "environment.yaml"
@@ -255,13 +260,16 @@ def load_environment(
         _load_folder(env_dir / "consumers", Consumer, "consumer", layout, diagnostics, prepare)
         return None, diagnostics
 
-    if settings.release == "frozen":
+    if definitions is not None:
+        pass  # checked by whoever loaded them
+    elif settings.release == "frozen":
         release_dir = env_dir / "release"
         diagnostics.extend(check_release(release_dir, layout))
         definitions = load_definitions(release_dir, layout, cache)
+        diagnostics.extend(definitions.diagnostics)
     else:
         definitions = load_definitions(layout.root, layout, cache)
-    diagnostics.extend(definitions.diagnostics)
+        diagnostics.extend(definitions.diagnostics)
     consumers, consumer_files = _load_folder(
         env_dir / "consumers",
         Consumer,
