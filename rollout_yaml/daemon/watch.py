@@ -35,6 +35,15 @@ class _Handler(FileSystemEventHandler):
                 return
 
 
+def watched_folders(root: Path, env_dir: Path, release: str) -> list[Path]:
+    """What an environment is made of. A frozen one runs `release/` inside its own folder
+    (a `git pull` that brings a promotion rewrites it); the project's `connectors/` and
+    `automations/` are the live environments' business, so edits there do not reload it."""
+    if release == "frozen":
+        return [env_dir]
+    return [root / "connectors", root / "automations", env_dir]
+
+
 class Watcher:
     """Calls `reload` once a burst of changes has been quiet for `settle` seconds."""
 
@@ -48,6 +57,7 @@ class Watcher:
         self._reload = reload
         self._settle = settle
         self._observer: Observer | None = None  # type: ignore[valid-type]
+        self._handler: _Handler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: asyncio.TimerHandle | None = None
         self._running: asyncio.Task[None] | None = None
@@ -56,12 +66,25 @@ class Watcher:
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         observer = Observer()
-        handler = _Handler(self._changed_in_thread)
+        self._handler = _Handler(self._changed_in_thread)
         for folder in self._folders:
-            observer.schedule(handler, str(folder), recursive=True)
+            observer.schedule(self._handler, str(folder), recursive=True)
         observer.daemon = True
         observer.start()
         self._observer = observer
+
+    def watch(self, folders: list[Path]) -> None:
+        """Watch these folders from now on (an environment switched between live and frozen)."""
+        wanted = [f for f in folders if f.is_dir()]
+        if wanted == self._folders:
+            return
+        self._folders = wanted
+        if self._observer is None:
+            return
+        self._observer.unschedule_all()
+        for folder in wanted:
+            self._observer.schedule(self._handler, str(folder), recursive=True)
+        log.info("watching %s", ", ".join(str(f) for f in wanted))
 
     def stop(self) -> None:
         if self._observer is not None:

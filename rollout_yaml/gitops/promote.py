@@ -197,7 +197,8 @@ def plan_promotion(
         if d.is_error and d.file.startswith(own) and not d.file.startswith(release)
     ]
     places = _Places(config)
-    plan.broken.extend(_classify(d, places) for d in sorted_unique(problems))
+    ordered = sorted(set(problems), key=lambda d: (*d.sort_key(), d.message))
+    plan.broken.extend(_classify(d, places) for d in ordered)
     return plan
 
 
