@@ -72,11 +72,11 @@ class FileChanges:
     @classmethod
     def between(cls, old: Mapping[str, bytes], new: Mapping[str, bytes]) -> FileChanges:
         return cls(
-            added=tuple(sorted(new.keys() - old.keys(), key=_file_order)),
+            added=tuple(sorted(new.keys() - old.keys(), key=file_order)),
             changed=tuple(
-                sorted((k for k in new if k in old and new[k] != old[k]), key=_file_order)
+                sorted((k for k in new if k in old and new[k] != old[k]), key=file_order)
             ),
-            removed=tuple(sorted(old.keys() - new.keys(), key=_file_order)),
+            removed=tuple(sorted(old.keys() - new.keys(), key=file_order)),
         )
 
     def __bool__(self) -> bool:
@@ -90,7 +90,8 @@ class FileChanges:
         }
 
 
-def _file_order(relative: str) -> tuple[int, str]:
+def file_order(relative: str) -> tuple[int, str]:
+    """Connectors first, then blueprints, each by name (as a reader scans a release)."""
     folder = relative.split("/", 1)[0]
     rank = RELEASE_FOLDERS.index(folder) if folder in RELEASE_FOLDERS else len(RELEASE_FOLDERS)
     return (rank, relative)
@@ -104,7 +105,7 @@ def new_manifest(
         promoted_from=source_env,
         promoted_at=at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         source_commit=commit,
-        files={name: digest(files[name]) for name in sorted(files, key=_file_order)},
+        files={name: digest(files[name]) for name in sorted(files, key=file_order)},
     )
 
 

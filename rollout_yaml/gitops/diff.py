@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from rollout_yaml.config.loader import Definitions, Loaded
 from rollout_yaml.config.models import Blueprint, Connector
-from rollout_yaml.config.release import FileChanges
+from rollout_yaml.config.release import FileChanges, file_order
 from rollout_yaml.expr.schemas import SchemaProblem, resolve_refs
 
 Kind = Literal["added", "removed", "changed"]
@@ -131,12 +131,12 @@ def _change_text(noun: str, change: Change, indent: str) -> Iterator[str]:
 
 
 def _files_text(files: FileChanges) -> str:
-    parts = [
-        *(f"+{name}" for name in files.added),
-        *(f"~{name}" for name in files.changed),
-        *(f"-{name}" for name in files.removed),
-    ]
-    return ", ".join(parts) if parts else "none"
+    signs = {
+        **{name: "+" for name in files.added},
+        **{name: "~" for name in files.changed},
+        **{name: "-" for name in files.removed},
+    }
+    return ", ".join(f"{signs[name]}{name}" for name in sorted(signs, key=file_order)) or "none"
 
 
 # -- comparing ---------------------------------------------------------------------------------
