@@ -126,3 +126,29 @@ def test_a_hand_edit_on_the_prod_host_is_refused_and_the_release_keeps_running(
             assert _paths(app, 2) == {"/orders/7", "/messages"}  # the release as promoted
     finally:
         daemon.stop()
+
+
+def test_switching_an_environment_to_live_makes_it_follow_the_working_tree(
+    tmp_path: Path, app: AppServer
+) -> None:
+    origin = released_repo(tmp_path)
+    daemon = Daemon(origin, app.url, env_name="prod").start()
+    try:
+        with daemon.client("acme") as client:
+            first = _generation(client)
+            settings = origin / "environments/prod/environment.yaml"
+            edit(settings, "release: frozen", "release: live")
+            deadline = time.time() + 10
+            while _generation(client) == first:
+                assert time.time() < deadline, f"the switch was not loaded\n{daemon.logs()}"
+                time.sleep(0.05)
+            switched = _generation(client)
+            edit(origin / "connectors/sink.yaml", "path: /messages", "path: /live-messages")
+            deadline = time.time() + 10
+            while _generation(client) == switched:
+                assert time.time() < deadline, "a live environment ignored a connector edit"
+                time.sleep(0.05)
+            _push(client, 7)
+            assert _paths(app, 2) == {"/orders/7", "/live-messages"}
+    finally:
+        daemon.stop()

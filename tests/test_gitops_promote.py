@@ -353,3 +353,27 @@ def test_yes_skips_the_question_on_a_terminal(repo: Path) -> None:
     assert code == 0, shown
     assert "[y/N]" not in shown
     assert "version: 1.0.1" in (repo / RELEASE / "connectors/sink.yaml").read_text()
+
+
+def test_a_frozen_source_promotes_its_release_not_the_working_tree(repo: Path) -> None:
+    staging = repo / "environments/staging"
+    staging.mkdir()
+    (staging / "environment.yaml").write_text(
+        (repo / "environments/prod/environment.yaml").read_text().replace("prod", "staging")
+    )
+    assert cli(repo, "promote", "dev", "staging").returncode == 0
+    edit(repo / "connectors/sink.yaml", "version: 1.0.0", "version: 1.5.0")  # not in staging
+
+    diffed = cli(repo, "diff", "staging", "prod")
+    assert diffed.returncode == 0
+    assert (
+        diffed.stdout.strip() == "staging → prod: no change (prod already runs what staging runs)"
+    )
+    done = cli(repo, "promote", "staging", "prod")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "version: 1.0.0" in (repo / RELEASE / "connectors/sink.yaml").read_text()
+    manifest = yaml.safe_load((repo / RELEASE / "release.yaml").read_text())
+    assert manifest["promoted_from"] == "staging"  # a new source is a new manifest
+    assert cli(repo, "promote", "dev", "prod").returncode == 0
+    assert "version: 1.5.0" in (repo / RELEASE / "connectors/sink.yaml").read_text()
