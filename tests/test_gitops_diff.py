@@ -224,3 +224,14 @@ def test_a_broken_source_file_is_reported_and_fails(project: Path) -> None:
     done = cli(project, "diff", "dev", "prod")
     assert done.returncode == 1
     assert "connectors/sink.yaml:3:1: error[RY001]" in done.stderr
+
+
+def test_a_trigger_that_changes_kind_says_so_once(project: Path) -> None:
+    edit(project / "connectors/partner.yaml", "    push: {}\n", "    webhook: { id: order_id }\n")
+
+    text, report = diff(project)
+
+    created = item(app(report, "partner")["triggers"], "order-created")
+    assert created["aspects"] == ["kind"]
+    assert created["details"] == ["kind: `push` → `webhook`"]
+    assert "  ~ trigger order-created (kind)\n      kind: `push` → `webhook`" in text

@@ -68,9 +68,9 @@ def promote_command(
     if plan.ok and not check and plan.needs_writing:
         if output_format == "text":
             click.echo(plan.diff.to_text())
-        if not yes and sys.stdin.isatty() and sys.stdout.isatty():
+        if not yes and sys.stdin.isatty() and sys.stderr.isatty():
             where = layout.display(plan.target_dir)
-            if not click.confirm(f"Write {where}/?", default=False):
+            if not click.confirm(f"Write {where}/?", default=False, err=True):
                 click.echo("nothing written", err=True)
                 sys.exit(EXIT_CHECK_FAILED)
         written = promote(plan)

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from rollout_yaml.config.loader import Definitions, Loaded
 from rollout_yaml.config.models import Blueprint, Connector
+from rollout_yaml.config.models.connector import TRIGGER_KINDS
 from rollout_yaml.config.release import FileChanges, file_order
 from rollout_yaml.expr.schemas import SchemaProblem, resolve_refs
 
@@ -277,7 +278,10 @@ def _compare_parts(key: str, old: list[Part], new: list[Part]) -> Change | None:
     details: list[str] = []
     before = {label: (aspect, value) for aspect, label, value in old}
     after = {label: (aspect, value) for aspect, label, value in new}
+    kind_changed = "kind" in before and before["kind"] != after.get("kind")
     for label in [*before, *(k for k in after if k not in before)]:
+        if kind_changed and label.split(".")[0] in TRIGGER_KINDS:
+            continue  # `kind: poll → webhook` says it; the old and new specs are not comparable
         aspect, old_value = before.get(label, (after.get(label, ("", None))[0], None))
         new_value = after[label][1] if label in after else None
         if old_value == new_value:
