@@ -377,3 +377,14 @@ def test_a_frozen_source_promotes_its_release_not_the_working_tree(repo: Path) -
     assert manifest["promoted_from"] == "staging"  # a new source is a new manifest
     assert cli(repo, "promote", "dev", "prod").returncode == 0
     assert "version: 1.5.0" in (repo / RELEASE / "connectors/sink.yaml").read_text()
+
+
+def test_a_manifest_listing_a_file_outside_the_release_fails_validation(repo: Path) -> None:
+    manifest = repo / RELEASE / "release.yaml"
+    manifest.write_text(
+        manifest.read_text() + '  ../consumers/acme.yaml: "sha256:' + "0" * 64 + '"\n'
+    )
+    done = cli(repo, "validate", "--env", "prod")
+    assert done.returncode == 1
+    assert f"{RELEASE}/release.yaml:" in done.stdout
+    assert "lists ../consumers/acme.yaml, which is not a connector or blueprint file" in done.stdout

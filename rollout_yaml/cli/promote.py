@@ -119,9 +119,10 @@ def _print_text(layout: Layout, plan: Plan, check: bool, written: list[str]) -> 
         click.echo(plan.diff.to_text())
     if plan.broken:
         automations = {(b.consumer, b.automation) for b in plan.broken if b.automation}
+        what = f"{len(automations)} {target} automation(s)" if automations else target
         click.echo(
-            f"refused: promoting {source} to {target} would break {len(automations)} "
-            f"{target} automation(s) ({len(plan.broken)} problem(s)):"
+            f"refused: promoting {source} to {target} would break {what} "
+            f"({len(plan.broken)} problem(s)):"
         )
         for breakage in plan.broken:
             click.echo(breakage.to_text())

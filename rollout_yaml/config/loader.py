@@ -333,6 +333,20 @@ def check_release(release_dir: Path, layout: Layout) -> list[Diagnostic]:
     listed = set(manifest.files)
     for relative, digest in sorted(manifest.files.items()):
         path = release_dir / relative
+        folder, _, name = relative.partition("/")
+        if folder not in ("connectors", "automations") or "/" in name or name in ("", ".", ".."):
+            diagnostics.append(
+                source.diagnostic(
+                    "RY602",
+                    f"release.yaml lists {relative}, which is not a connector or blueprint file "
+                    "of the release",
+                    ("files", relative),
+                    key=True,
+                    hint="a release holds only connectors/<app>.yaml and "
+                    "automations/<blueprint>.yaml; promote again to rewrite it",
+                )
+            )
+            continue
         if not path.is_file():
             diagnostics.append(
                 source.diagnostic(

@@ -55,7 +55,7 @@ REASONS = {
     "RY203": "action removed",
     "RY206": "blueprint removed",
     "RY208": "credential now needed",
-    "RY210": "settings for a removed app",
+    "RY210": "settings for an app the release lacks",
     "RY304": "mapped payload field removed",
     "RY402": "input no longer accepted",
     "RY403": "new required input not given",
