@@ -260,15 +260,11 @@ def load_environment(
         _load_folder(env_dir / "consumers", Consumer, "consumer", layout, diagnostics, prepare)
         return None, diagnostics
 
-    if definitions is not None:
-        pass  # checked by whoever loaded them
-    elif settings.release == "frozen":
-        release_dir = env_dir / "release"
-        diagnostics.extend(check_release(release_dir, layout))
-        definitions = load_definitions(release_dir, layout, cache)
-        diagnostics.extend(definitions.diagnostics)
-    else:
-        definitions = load_definitions(layout.root, layout, cache)
+    if definitions is None:  # else the caller's own, checked by the caller
+        root = env_dir / "release" if settings.release == "frozen" else layout.root
+        if settings.release == "frozen":
+            diagnostics.extend(check_release(root, layout))
+        definitions = load_definitions(root, layout, cache)
         diagnostics.extend(definitions.diagnostics)
     consumers, consumer_files = _load_folder(
         env_dir / "consumers",
