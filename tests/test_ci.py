@@ -11,6 +11,8 @@ from pathlib import Path
 import yaml
 from pre_commit.clientlib import load_manifest
 
+from rollout_yaml.config.diagnostics import Diagnostic, format_github
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -59,3 +61,14 @@ def test_the_example_workflow_checks_validate_test_and_promotion_and_passes() ->
         done = run(command)
         assert done.returncode == 0, f"{command}: {done.stdout}{done.stderr}"
         assert "::error" not in done.stdout
+
+
+def test_github_annotations_escape_what_would_end_a_property() -> None:
+    # consumer keys may hold `:` (e.g. `org:acme`); `,` would end the `file=` property
+    line = format_github(
+        [Diagnostic("RY101", "50% off\nnext", "environments/dev/consumers/org:acme,x.yaml", 3, 7)]
+    )
+    assert line == (
+        "::error file=environments/dev/consumers/org%3Aacme%2Cx.yaml,line=3,col=7::"
+        "[RY101] 50%25 off%0Anext"
+    )
