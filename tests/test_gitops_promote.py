@@ -11,6 +11,7 @@ import select
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -219,9 +220,11 @@ def _basic_auth(repo: Path) -> None:
     ids=["payload-field-gone", "new-required-input", "auth-type-change"],
 )
 def test_each_kind_of_break_is_named_with_file_line_and_reason(
-    repo: Path, change: object, expected: list[tuple[str | None, int, str, str, str]]
+    repo: Path,
+    change: Callable[[Path], None],
+    expected: list[tuple[str | None, int, str, str, str]],
 ) -> None:
-    change(repo)  # type: ignore[operator]
+    change(repo)
     assert cli(repo, "validate", "--env", "dev").returncode == 0
 
     done = cli(repo, "promote", "dev", "prod", "--check", "--format", "json")
