@@ -186,7 +186,7 @@ def plan_promotion(
     if config is None:
         plan.broken.extend(_classify(d, None) for d in loaded if d.is_error)
         return plan
-    target_compiled, more = compile_environment(config, CompileContext())
+    target_compiled, more = compile_environment(config, ctx)  # shares compiled templates
     plan.checked_consumers = len(target_compiled.consumers)
     plan.checked_automations = len(target_compiled.automations)
     own = layout.display(layout.env_dir(target)) + "/"
