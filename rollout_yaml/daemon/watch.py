@@ -37,6 +37,15 @@ class _Handler(FileSystemEventHandler):
                 return
 
 
+def watched_folders(root: Path, env_dir: Path, release: str) -> list[Path]:
+    """What an environment is made of. A frozen one runs `release/` inside its own folder
+    (a `git pull` that brings a promotion rewrites it); the project's `connectors/` and
+    `automations/` are the live environments' business, so edits there do not reload it."""
+    if release == "frozen":
+        return [env_dir]
+    return [root / "connectors", root / "automations", env_dir]
+
+
 class Watcher:
     """Calls `reload` once a burst of changes has been quiet for `settle` seconds."""
 
@@ -88,6 +97,19 @@ class Watcher:
             watch = self._watched.pop(path)  # if it comes back
             with contextlib.suppress(KeyError, OSError):
                 self._observer.unschedule(watch)
+
+    def watch(self, folders: list[Path]) -> None:
+        """Watch these folders from now on (an environment switched between live and frozen)."""
+        wanted = [f for f in folders if f.is_dir()]
+        if wanted == self._folders:
+            return
+        self._folders = wanted
+        if self._observer is None:
+            return
+        self._observer.unschedule_all()
+        self._watched.clear()
+        self._watch_new_folders()
+        log.info("watching %s", ", ".join(str(f) for f in wanted))
 
     def stop(self) -> None:
         if self._observer is not None:
