@@ -27,8 +27,13 @@ def _v1_initial(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, tables=tables)
 
 
+def _v3_webhooks(conn: sa.Connection) -> None:
+    schema.metadata.create_all(conn, tables=[schema.webhooks])
+
+
 MIGRATIONS: list[Migration] = [
     (1, "events, runs, attempts, poll state, credentials, leases", _v1_initial),
+    (3, "webhooks: hookIds and App subscriptions", _v3_webhooks),
 ]
 LATEST = MIGRATIONS[-1][0]
 
