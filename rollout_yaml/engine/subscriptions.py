@@ -135,15 +135,14 @@ class Subscriptions:
         env = self.config.current
         await self._reconcile(env)
         now = self.clock()
-        wait = self.interval
         for hook in await self.store.list_hooks():
             if hook.next_attempt_at is not None and hook.next_attempt_at > now:
-                wait = min(wait, hook.next_attempt_at - now)
                 continue
             if not await self._hold_lease():
                 return self.interval
             await self._work(env, hook)
-        return wait
+        due = [h.next_attempt_at for h in await self.store.list_hooks() if h.next_attempt_at]
+        return min([self.interval, *(when - self.clock() for when in due)])
 
     async def _hold_lease(self) -> bool:
         return await self.store.acquire_lease(LEASE_NAME, self.owner, self.clock(), self.lease_ttl)

@@ -1,0 +1,129 @@
+"""Webhook parts in-process: subscriptions made once across replicas sharing one database,
+taken over when the holder's lease expires; dedupe keys of deliveries without ids."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from app_server import Answer, AppServer
+from runner_env import copy_project, environ
+from webhook_project import SECRETS, add_webhooks
+
+from rollout_yaml.config.diagnostics import Severity
+from rollout_yaml.config.project import Layout
+from rollout_yaml.engine.live_config import LiveConfig
+from rollout_yaml.engine.subscriptions import Subscriptions
+from rollout_yaml.engine.webhooks import extract
+from rollout_yaml.expr.compiled import CompiledEnvironment
+from rollout_yaml.expr.compiler import load_and_compile
+from rollout_yaml.http.client import AppClients
+from rollout_yaml.store.records import HookState
+from rollout_yaml.store.sqlite import SQLiteStore
+
+
+@pytest.fixture
+def hooks_app() -> Iterator[AppServer]:
+    server = AppServer().start()
+    server.default = Answer(201, {"webhook": {"id": 9}})
+    yield server
+    server.stop()
+
+
+def compiled(tmp_path: Path, hooks_url: str) -> CompiledEnvironment:
+    project = copy_project(tmp_path)
+    add_webhooks(project)
+    env, diagnostics = load_and_compile(
+        Layout(project),
+        "test",
+        missing_secret=Severity.ERROR,
+        environ={**environ("http://127.0.0.1:9"), **SECRETS, "HOOKS_URL": hooks_url},
+    )
+    assert env is not None, [d for d in diagnostics if d.is_error]
+    return env
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_two_replicas_subscribe_once_and_the_survivor_takes_over(
+    tmp_path: Path, hooks_app: AppServer
+) -> None:
+    env = compiled(tmp_path, hooks_app.url)
+
+    async def scenario() -> None:
+        store = SQLiteStore(tmp_path / "state.db")
+        await store.open()
+        clients = AppClients()
+        clock = Clock()
+        config = LiveConfig(env)
+        one, two = (
+            Subscriptions(config, store, clients, owner=owner, clock=clock, lease_ttl=60)
+            for owner in ("replica-1", "replica-2")
+        )
+        try:
+            await asyncio.gather(one.sync(), two.sync())
+            await asyncio.gather(one.sync(), two.sync())
+            assert [(r.method, r.path) for r in hooks_app.requests] == [("POST", "/webhooks")]
+            hooks = await store.list_hooks()
+            assert {h.automation for h in hooks} == {
+                "std-vector",
+                "std",
+                "gh",
+                "slack-vector",
+                "slack-events",
+                "payments",
+                "orders",
+            }
+            [orders] = [h for h in hooks if h.automation == "orders"]
+            assert orders.subscription == {"id": "9"} and orders.state is HookState.ACTIVE
+
+            # the holder stops renewing (it died); after the lease expires the other one works
+            removed = {k: a for k, a in env.automations.items() if k != ("hooky", "orders")}
+            previous = config.current
+            config.swap(_with_automations(env, removed))
+            two.changed(previous)
+            await two.sync()
+            assert len(hooks_app.requests) == 1  # replica-1 still holds the lease
+            clock.now += 61
+            await two.sync()
+            assert [(r.method, r.path) for r in hooks_app.requests][1:] == [
+                ("DELETE", "/webhooks/9")
+            ]
+            assert "orders" not in {h.automation for h in await store.list_hooks()}
+        finally:
+            await clients.close()
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+def _with_automations(env: CompiledEnvironment, automations: dict) -> CompiledEnvironment:
+    from dataclasses import replace
+
+    return replace(env, automations=automations)
+
+
+def test_deliveries_without_ids_dedupe_on_content_or_the_delivery_id(
+    tmp_path: Path, hooks_app: AppServer
+) -> None:
+    env = compiled(tmp_path, hooks_app.url)
+    trigger = env.apps["hooks"].triggers["github"]
+    assert trigger.webhook is not None
+    first = extract(trigger, trigger.webhook, {"a": 1, "b": [2]}, None)
+    again = extract(trigger, trigger.webhook, {"b": [2], "a": 1}, None)
+    other = extract(trigger, trigger.webhook, {"a": 2}, None)
+    assert first == again and first[0][0].startswith("sha256:")
+    assert first[0][0] != other[0][0]
+    assert extract(trigger, trigger.webhook, {"a": 1}, "delivery-7")[0][0] == "delivery-7"
+    orders = env.apps["hooks"].triggers["orders"]
+    assert orders.webhook is not None
+    keys = [k for k, _ in extract(orders, orders.webhook, {"orders": [{"id": 1}, {"id": 2}]}, None)]
+    assert keys == ["1", "2"]
