@@ -14,13 +14,15 @@ from webhook_project import SECRETS, add_webhooks
 
 from rollout_yaml.config.diagnostics import Severity
 from rollout_yaml.config.project import Layout
+from rollout_yaml.engine.errors import EventRejected
 from rollout_yaml.engine.live_config import LiveConfig
+from rollout_yaml.engine.runtime import Runtime
 from rollout_yaml.engine.subscriptions import Subscriptions
-from rollout_yaml.engine.webhooks import extract
+from rollout_yaml.engine.webhooks import Delivery, extract
 from rollout_yaml.expr.compiled import CompiledEnvironment
 from rollout_yaml.expr.compiler import load_and_compile
 from rollout_yaml.http.client import AppClients
-from rollout_yaml.store.records import HookState
+from rollout_yaml.store.records import HookState, RunQuery
 from rollout_yaml.store.sqlite import SQLiteStore
 
 
@@ -127,3 +129,46 @@ def test_deliveries_without_ids_dedupe_on_content_or_the_delivery_id(
     assert orders.webhook is not None
     keys = [k for k, _ in extract(orders, orders.webhook, {"orders": [{"id": 1}, {"id": 2}]}, None)]
     assert keys == ["1", "2"]
+
+
+def test_a_stored_credential_not_connected_yet_waits_visibly(
+    tmp_path: Path, hooks_app: AppServer
+) -> None:
+    project = copy_project(tmp_path)
+    consumer = add_webhooks(project)
+    text = consumer.read_text()
+    start = text.index("  hooks:\n    app: hooks\n")
+    end = text.index("automations:")
+    consumer.write_text(text[:start] + "  hooks:\n    app: hooks\n    stored: true\n" + text[end:])
+    env, diagnostics = load_and_compile(
+        Layout(project),
+        "test",
+        missing_secret=Severity.ERROR,
+        environ={**environ("http://127.0.0.1:9"), **SECRETS, "HOOKS_URL": hooks_app.url},
+    )
+    assert env is not None, [d for d in diagnostics if d.is_error]
+
+    async def scenario() -> None:
+        store = SQLiteStore(tmp_path / "state.db")
+        await store.open()
+        runtime = Runtime(env, store)
+        try:
+            await runtime.subscriptions.sync()
+            assert hooks_app.requests == []
+            status = await runtime.subscriptions.status()
+            [pending] = status["pending"]
+            assert pending["automation"] == "orders" and pending["attempts"] == 1
+            assert "not connected yet" in pending["last_error"]
+            urls = await runtime.webhook_urls("hooky")
+            hook_id = urls[("hooky", "payments")].rsplit("/", 1)[1]
+            with pytest.raises(EventRejected) as refused:
+                await runtime.receive_webhook(
+                    Delivery("hooks", "stripe", hook_id, {"Stripe-Signature": "t=1,v1=00"}, b"{}")
+                )
+            assert refused.value.status == 503
+            assert await store.list_runs(RunQuery()) == []
+        finally:
+            await runtime.clients.close()
+            await store.close()
+
+    asyncio.run(scenario())

@@ -228,8 +228,14 @@ class Subscriptions:
     async def _work(self, env: CompiledEnvironment, hook: Hook) -> None:
         subscribed = hook.subscription is not None
         if hook.state is HookState.ACTIVE:
+            app = env.apps.get(hook.app)
+            trigger = app.triggers.get(hook.trigger) if app else None
+            if trigger is None or trigger.webhook is None or trigger.webhook.subscribe is None:
+                return
             target = self._target(hook, [env])
-            if target is None or target.spec.subscribe is None:
+            if target is None:  # a stored credential not connected yet: retried, shown
+                why = f"credential `{hook.credential}` has no values (not connected yet)"
+                await self._failed(hook, "subscribe", why)
                 return
             url = webhook_url(self.base_url(), hook)
             if subscribed and hook.subscribed_url == url:

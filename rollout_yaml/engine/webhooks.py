@@ -216,7 +216,7 @@ class WebhookReceiver:
         ]
         queued.extend(await self._runs_for_known_events(prepared, ingested))
         self.dispatcher.submit(queued)
-        self.metrics.events.labels(hook.app, hook.trigger).inc(len(events))
+        self.metrics.events.labels(hook.app, hook.trigger).inc(sum(r.new for r in ingested))
         return DeliveryResult([r.event_id for r in ingested], len(queued))
 
     async def _runs_for_known_events(
@@ -257,10 +257,13 @@ class WebhookReceiver:
             return None
         try:
             credential = credential_values(env, automation.consumer, automation.trigger_credential)
+        except CredentialUnavailable:
+            credential = None  # fine unless the secret template reads `credential`
+        try:
             context = connector_context(app, automation.trigger_input, credential or {}, None, None)
             secret = spec.verify_secret
             rendered = secret.render(context) if isinstance(secret, Template) else secret
-        except (CredentialUnavailable, ValueError) as exc:
+        except ValueError as exc:
             message = redact(str(exc), env.secret_values)
             log.error("webhook secret unavailable: %s", message, extra=where)
             raise EventRejected(
