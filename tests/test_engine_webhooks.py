@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -108,8 +109,6 @@ def test_two_replicas_subscribe_once_and_the_survivor_takes_over(
 
 
 def _with_automations(env: CompiledEnvironment, automations: dict) -> CompiledEnvironment:
-    from dataclasses import replace
-
     return replace(env, automations=automations)
 
 
@@ -169,6 +168,47 @@ def test_a_stored_credential_not_connected_yet_waits_visibly(
             assert await store.list_runs(RunQuery()) == []
         finally:
             await runtime.clients.close()
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_new_public_url_moves_the_subscription_and_keeps_the_hook_id(
+    tmp_path: Path, hooks_app: AppServer
+) -> None:
+    env = compiled(tmp_path, hooks_app.url)
+    server = env.settings.server.model_copy(update={"public_url": "https://hooks.example.com/ry/"})
+    moved = replace(env, settings=env.settings.model_copy(update={"server": server}))
+
+    async def scenario() -> None:
+        store = SQLiteStore(tmp_path / "state.db")
+        await store.open()
+        clients = AppClients()
+        config = LiveConfig(env)
+        subscriptions = Subscriptions(config, store, clients, owner="r1")
+        try:
+            await subscriptions.sync()
+            [before] = [h for h in await store.list_hooks() if h.automation == "orders"]
+            assert hooks_app.requests[0].json()["address"] == (
+                f"http://127.0.0.1:8080/webhooks/hooks/orders/{before.id}"
+            )
+            config.swap(moved)
+            subscriptions.changed(env)
+            await subscriptions.sync()
+            calls = [(r.method, r.path) for r in hooks_app.requests]
+            assert calls == [
+                ("POST", "/webhooks"),
+                ("DELETE", "/webhooks/9"),
+                ("POST", "/webhooks"),
+            ]
+            [after] = [h for h in await store.list_hooks() if h.automation == "orders"]
+            assert after.id == before.id
+            assert hooks_app.requests[2].json()["address"] == (
+                f"https://hooks.example.com/ry/webhooks/hooks/orders/{before.id}"
+            )
+            assert after.subscribed_url == hooks_app.requests[2].json()["address"]
+        finally:
+            await clients.close()
             await store.close()
 
     asyncio.run(scenario())
