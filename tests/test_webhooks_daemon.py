@@ -571,3 +571,37 @@ def test_a_failing_subscribe_is_retried_and_shown_in_status(
     logs = daemon.logs()
     assert "subscribe of hooky/orders failed (attempt 1" in logs
     assert SECRETS["HOOKS_TOKEN"] not in logs
+
+
+def test_one_event_sent_to_two_automations_urls_runs_each_once(
+    daemon: Daemon, project: Path, sink: AppServer
+) -> None:
+    # Stripe sends each endpoint the same evt_… id; each automation gets its run, once.
+    consumer = project / "environments/test/consumers/hooky.yaml"
+    second = (
+        "  payments-2:\n"
+        "    trigger: { app: hooks, trigger: stripe, credential: hooks }\n"
+        "    action:\n"
+        "      app: sink\n"
+        "      action: post-message\n"
+        "      credential: sink\n"
+        '      input: { text: "second {{ payload.payment_intent }}" }\n'
+    )
+    _edit(daemon, consumer, consumer.read_text() + second)
+    urls = webhook_urls(daemon)
+    assert urls["payments"] != urls["payments-2"]
+    body = stripe_event("evt_shared", intent="pi_shared")
+    answers = []
+    for key in ("payments", "payments-2", "payments-2", "payments"):
+        header = stripe.WebhookSignature.generate_signature_header(body.decode(), STRIPE_SECRET)
+        answers.append(deliver(daemon, urls[key], body, {"Stripe-Signature": header}))
+    assert [a.status_code for a in answers] == [200, 200, 200, 200]
+    assert [a.json()["runs_queued"] for a in answers] == [1, 1, 0, 0]
+    assert len({a.json()["event_ids"][0] for a in answers}) == 1  # one stored event
+    sink.wait_for(2)
+    time.sleep(0.5)
+    assert len(sink.requests) == 2
+    assert "second pi_shared" in {r.json()["text"] for r in sink.requests}
+    assert [r["status"] for r in runs_of(daemon, "payments-2")] == ["succeeded"]
+    assert db_count(project, "select count(*) from events") == 1
+    assert db_count(project, "select count(*) from runs") == 2
