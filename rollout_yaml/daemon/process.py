@@ -87,6 +87,7 @@ async def _run_forever(layout: Layout, options: RunOptions, runtime: Runtime) ->
     settings = runtime.config.current.settings
     host = options.host or settings.server.host
     port = options.port if options.port is not None else settings.server.port
+    runtime.listening = f"http://{host}:{port}"
     server = _Server(
         uvicorn.Config(
             create_app(runtime),
