@@ -7,12 +7,14 @@ from typing import Any, Protocol
 
 from rollout_yaml.store.records import (
     Attempt,
+    CredentialStatus,
     Ingested,
     NewEvent,
     NewRun,
     Run,
     RunQuery,
     RunUpdate,
+    StoredCredential,
 )
 
 
@@ -59,3 +61,28 @@ class Store(Protocol):
         """Take or renew a named lease; False while another owner holds it unexpired."""
 
     async def release_lease(self, name: str, owner: str) -> None: ...
+
+    async def get_credential(self, consumer: str, key: str) -> StoredCredential | None:
+        """A stored credential (encrypted values and status), or None."""
+
+    async def list_credentials(self, consumer: str | None = None) -> list[StoredCredential]:
+        """Stored credentials of one consumer (None: all), by consumer and key."""
+
+    async def put_credential(self, credential: StoredCredential) -> None:
+        """Insert or replace a stored credential."""
+
+    async def delete_credential(self, consumer: str, key: str) -> bool:
+        """Delete a stored credential; False if there was none."""
+
+    async def mark_credential(
+        self,
+        consumer: str,
+        key: str,
+        status: CredentialStatus,
+        error: str | None,
+        updated_at: float,
+    ) -> None:
+        """Set a stored credential's status and the reason shown with it."""
+
+    async def use_oauth_state(self, nonce: str, now: float, expires_at: float) -> bool:
+        """Mark an OAuth `state` used; False if it was already (a replayed callback)."""

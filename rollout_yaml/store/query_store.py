@@ -13,12 +13,14 @@ from typing import Any, TypeVar
 from rollout_yaml.store import queries
 from rollout_yaml.store.records import (
     Attempt,
+    CredentialStatus,
     Ingested,
     NewEvent,
     NewRun,
     Run,
     RunQuery,
     RunUpdate,
+    StoredCredential,
 )
 
 T = TypeVar("T")
@@ -68,3 +70,28 @@ class QueryStore:
 
     async def release_lease(self, name: str, owner: str) -> None:
         await self._write(queries.release_lease, name, owner)
+
+    async def get_credential(self, consumer: str, key: str) -> StoredCredential | None:
+        return await self._read(queries.get_credential, consumer, key)
+
+    async def list_credentials(self, consumer: str | None = None) -> list[StoredCredential]:
+        return await self._read(queries.list_credentials, consumer)
+
+    async def put_credential(self, credential: StoredCredential) -> None:
+        await self._write(queries.put_credential, credential)
+
+    async def delete_credential(self, consumer: str, key: str) -> bool:
+        return await self._write(queries.delete_credential, consumer, key)
+
+    async def mark_credential(
+        self,
+        consumer: str,
+        key: str,
+        status: CredentialStatus,
+        error: str | None,
+        updated_at: float,
+    ) -> None:
+        await self._write(queries.mark_credential, consumer, key, status, error, updated_at)
+
+    async def use_oauth_state(self, nonce: str, now: float, expires_at: float) -> bool:
+        return await self._write(queries.use_oauth_state, nonce, now, expires_at)

@@ -124,3 +124,23 @@ class RunQuery:
     since: float | None = None
     before_id: str | None = None
     limit: int = 50
+
+
+class CredentialStatus(StrEnum):
+    ACTIVE = "active"
+    NEEDS_REAUTH = "needs_reauth"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCredential:
+    """A credential kept in the database. `ciphertext` is the encrypted JSON of its values; the
+    other fields are not secret and are shown without decrypting."""
+
+    consumer: str
+    key: str
+    app: str
+    ciphertext: bytes
+    status: CredentialStatus
+    updated_at: float
+    expires_at: float | None = None
+    error: str | None = None
