@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "events": "rollout_yaml.cli.events:events",
     "runs": "rollout_yaml.cli.runs:runs",
     "db": "rollout_yaml.cli.db:db",
+    "credentials": "rollout_yaml.cli.credentials:credentials",
 }
 
 
