@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
+from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -274,9 +275,15 @@ class Provider:
 
         @app.get("/oauth/authorize")
         def authorize() -> Any:
-            if provider.deny:
-                return server.create_authorization_response(grant_user=None)
-            return server.create_authorization_response(grant_user=User(1))
+            # the consent page: the user approves at once, or denies when the test says so
+            user = User(1)
+            try:
+                grant = server.get_consent_grant(end_user=user)
+            except OAuth2Error as error:
+                return server.handle_error_response(None, error)
+            return server.create_authorization_response(
+                grant=grant, grant_user=None if provider.deny else user
+            )
 
         @app.post("/oauth/token")
         def issue_token() -> Any:
