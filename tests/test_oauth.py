@@ -393,3 +393,41 @@ def test_cli_sets_lists_and_deletes_without_a_daemon(project: Path, sink: AppSer
     listed = cli("list", "--consumer", "acme", "--format", "json")
     views = {v["key"]: v for v in json.loads(listed.stdout)["credentials"]}
     assert views["vault"]["status"] == "not_connected"
+
+
+def test_a_declined_consent_goes_back_with_the_error(
+    daemon: Daemon, provider: Provider, sink: AppServer
+) -> None:
+    provider.deny = True
+    connect(daemon, sink)
+    landed = sink.wait_for(1)[0]
+    assert parse_qs(urlsplit(landed.path).query) == {
+        "credential": ["crm"],
+        "app": ["crm"],
+        "error": ["access_denied"],
+    }
+    assert credential(daemon, "crm")["status"] == "not_connected"
+    assert provider.grants["authorization_code"] == 0
+
+
+def test_the_runner_refuses_to_start_with_a_malformed_key(project: Path, sink: AppServer) -> None:
+    passphrase = "my-passphrase-is-not-a-key"
+    env = {
+        **os.environ,
+        **environ(sink.url),
+        "ROLLOUT_ENCRYPTION_KEY": passphrase,
+        "PROVIDER_URL": "http://127.0.0.1:9",
+        "PROVIDER_CLIENT_SECRET": CLIENT_SECRET,
+        "PUBLIC_URL": "http://127.0.0.1:9",
+    }
+    command = [sys.executable, "-m", "rollout_yaml", "run", "--env", "test"]
+    ran = subprocess.run(
+        [*command, "--project", str(project), "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ran.returncode == 2
+    assert "not a Fernet key" in ran.stderr + ran.stdout
+    assert passphrase not in ran.stderr + ran.stdout
