@@ -33,8 +33,8 @@ from rollout_yaml.store.records import CredentialStatus, StoredCredential
 log = logging.getLogger("rollout_yaml.credentials")
 
 REFRESH_MARGIN = 60.0
-LEASE_TTL = 30.0
-LEASE_WAIT = 30.0
+LEASE_TTL = 2 * oauth2.TIMEOUT  # outlives one token request, so no replica refreshes meanwhile
+LEASE_WAIT = LEASE_TTL + 5
 TOKEN_RESPONSE_BYTES = 1_048_576
 
 
