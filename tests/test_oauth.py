@@ -321,10 +321,28 @@ def test_stored_credentials_are_encrypted_and_never_shown(
     shown = daemon.cli("credentials", "list", "--env", "test", "--consumer", "acme")
     assert shown.returncode == 0, shown.stderr
     assert "vault" in shown.stdout and "active" in shown.stdout
+    new_key = VAULT_KEY + "-rotated"
+    command = ("credentials", "set", "vault", "--env", "test", "--consumer", "acme")
+    fields = ("--value", "account=acct-7", "--secret", "api_key")
+    reset = subprocess.run(  # through the running daemon's admin API
+        [sys.executable, "-m", "rollout_yaml", *command, *fields, "--project", str(project)],
+        env=daemon.env,
+        input=new_key + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert reset.returncode == 0, reset.stderr
+    rotated = daemon.cli("credentials", "rotate", "--env", "test")
+    assert rotated.returncode == 0 and "re-encrypted 2" in rotated.stdout, rotated.stderr
+    push(daemon, "archive", ["bob@example.com"])
+    runs_of(daemon, "archive-to-vault", 2)
+    assert sink.requests[-1].headers["X-Api-Key"] == new_key
     (token,) = provider.live_access_tokens()
     refresh = provider.by_refresh
-    secrets = [VAULT_KEY, token, *refresh]
-    for text in (stored.text, listed, compat, json.dumps(run), shown.stdout, shown.stderr):
+    secrets = [VAULT_KEY, new_key, token, *refresh]
+    shown_texts = (shown.stdout, shown.stderr, reset.stdout, reset.stderr, rotated.stdout)
+    for text in (stored.text, listed, compat, json.dumps(run), *shown_texts):
         assert not [s for s in secrets if s in text]
 
     assert daemon.stop() == 0
