@@ -198,8 +198,8 @@ class Executor:
                 request = build_request(
                     app, action.request, {**request_context, "credential": credential}, credential
                 )
-            except RequestBuildError as exc:
-                raise _Failed(str(exc), "request") from exc
+            except RequestBuildError as exc:  # redacted here: `secrets` now has stored ones
+                raise _Failed(redact(str(exc), secrets), "request") from exc
             if action.model.idempotency_header:
                 request.headers[action.model.idempotency_header] = item.run_id
             return request
