@@ -224,6 +224,9 @@ def test_fifty_concurrent_runs_with_an_expired_token_refresh_it_once(
     tokens = {call.token for call in provider.api_calls}
     assert len(tokens) == 1 and old not in tokens
     assert credential(daemon, "crm")["status"] == "active"
+    metrics = httpx.get(daemon.url + "/metrics").text
+    refreshed = 'rollout_oauth_token_requests_total{app="crm",grant="refresh_token",outcome="ok"}'
+    assert f"{refreshed} 1.0" in metrics
 
 
 def test_a_401_refreshes_once_and_sends_again(

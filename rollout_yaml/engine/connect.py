@@ -199,7 +199,7 @@ class ConnectFlow:
             target.oauth, client, code, pending.redirect_uri, pending.verifier
         )
         try:
-            token = await self.credentials.fetch_token(target, request)
+            token = await self.credentials.fetch_token(target, request, "authorization_code")
         except oauth2.TokenRefused as exc:
             raise ConnectFailed(pending, exc.error, str(exc)) from exc
         except CredentialUnavailable as exc:

@@ -23,6 +23,7 @@ from typing import Any
 from rollout_yaml.config.models.connector import OAuth2Auth
 from rollout_yaml.config.models.consumer import Credential
 from rollout_yaml.engine.cipher import CredentialCipher, EncryptionKeyError
+from rollout_yaml.engine.metrics import Metrics
 from rollout_yaml.expr.compiled import CompiledApp, CompiledEnvironment
 from rollout_yaml.http import oauth2
 from rollout_yaml.http.client import AppClients, SendError
@@ -117,11 +118,13 @@ class Credentials:
         clients: AppClients,
         owner: str,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.clients = clients
         self.owner = owner
         self.clock = clock
+        self.metrics = metrics
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._ciphers: dict[str, CredentialCipher] = {}
 
@@ -229,7 +232,7 @@ class Credentials:
             client = oauth_client(target, values)
             request = oauth2.refresh_request(target.oauth, client, str(refresh_token))
             try:
-                token = await self.fetch_token(target, request)
+                token = await self.fetch_token(target, request, "refresh_token")
             except oauth2.TokenRefused as exc:
                 await self._needs_reauth(target, str(exc))
                 raise CredentialUnavailable(
@@ -287,7 +290,7 @@ class Credentials:
             client = oauth_client(target, given)
             request = oauth2.client_credentials_request(target.oauth, client)
             try:
-                token = await self.fetch_token(target, request)
+                token = await self.fetch_token(target, request, "client_credentials")
             except oauth2.TokenRefused as exc:
                 raise CredentialUnavailable(
                     f"credential `{target.key}`: client_credentials grant refused: {exc}"
@@ -295,22 +298,32 @@ class Credentials:
             await self._save(env, target, token)
             return {**given, **token}
 
-    async def fetch_token(self, target: Declared, request: PreparedRequest) -> dict[str, Any]:
+    async def fetch_token(
+        self, target: Declared, request: PreparedRequest, grant: str
+    ) -> dict[str, Any]:
         """Send a token request; the token, TokenRefused (400/401), or a retryable
         CredentialUnavailable."""
+        outcome = "unavailable"
         try:
             answer = await self.clients.send(target.app.key, request, TOKEN_RESPONSE_BYTES)
+            token = oauth2.read_token(answer, self.clock())
+            outcome = "ok"
+            return token
+        except oauth2.TokenRefused:
+            outcome = "refused"
+            raise
         except SendError as exc:
             raise CredentialUnavailable(
                 f"credential `{target.key}`: the token endpoint did not answer: {exc}",
                 retryable=True,
             ) from exc
-        try:
-            return oauth2.read_token(answer, self.clock())
         except oauth2.TokenError as exc:
             raise CredentialUnavailable(
                 f"credential `{target.key}`: {exc}", retryable=True
             ) from exc
+        finally:
+            if self.metrics is not None:
+                self.metrics.token_requests.labels(target.app.key, grant, outcome).inc()
 
     async def _needs_reauth(self, target: Declared, reason: str) -> None:
         await self.store.mark_credential(

@@ -38,7 +38,7 @@ class Runtime:
         self.owner = owner_id()
         self.lease = runtime.lease
         self.clients = AppClients()
-        self.credentials = Credentials(store, self.clients, self.owner)
+        self.credentials = Credentials(store, self.clients, self.owner, metrics=self.metrics)
         self.connect = ConnectFlow(self.credentials)
         self.executor = Executor(
             self.config,
