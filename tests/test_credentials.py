@@ -21,7 +21,7 @@ from rollout_yaml.config.diagnostics import Severity
 from rollout_yaml.config.project import Layout
 from rollout_yaml.engine.cipher import CredentialCipher, EncryptionKeyError
 from rollout_yaml.engine.connect import STATE_TTL, ConnectFlow, StateRejected
-from rollout_yaml.engine.credentials import Credentials, CredentialUnavailable
+from rollout_yaml.engine.credentials import CredentialRejected, Credentials, CredentialUnavailable
 from rollout_yaml.expr.compiled import CompiledEnvironment
 from rollout_yaml.expr.compiler import load_and_compile
 from rollout_yaml.http.client import AppClients
@@ -233,3 +233,35 @@ def test_not_connected_and_needs_reauth_are_clear_errors(
     not_connected, refused = asyncio.run(main())
     assert "has not been connected yet" in not_connected
     assert "needs_reauth" in refused and "invalid_grant" in refused
+
+
+def test_without_encryption_key_nothing_is_stored_and_the_setting_is_named(
+    env: CompiledEnvironment, tmp_path: Path
+) -> None:
+    settings = env.settings.model_copy(update={"encryption_key": None})
+    keyless = CompiledEnvironment(
+        env.name, settings, env.source, env.apps, env.blueprints, env.consumers, env.automations
+    )
+
+    async def main() -> list[str]:
+        store = SQLiteStore(tmp_path / "state.db")
+        await store.open()
+        service = Credentials(store, AppClients(), "replica-1")
+        messages = []
+        try:
+            try:
+                await service.put(keyless, "acme", "vault", {"api_key": "k"})
+            except CredentialRejected as exc:
+                messages.append(str(exc))
+            try:
+                ConnectFlow(service).start(keyless, "acme", "crm", None, None, CALLBACK)
+            except CredentialRejected as exc:
+                messages.append(str(exc))
+            assert await store.list_credentials() == []
+            return messages
+        finally:
+            await store.close()
+
+    messages = asyncio.run(main())
+    assert len(messages) == 2
+    assert all("encryption_key is not set" in m for m in messages)
