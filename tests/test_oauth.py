@@ -292,6 +292,13 @@ def test_client_credentials_grant(daemon: Daemon, provider: Provider) -> None:
     assert [call.token for call in provider.api_calls] == [token, token]
     assert credential(daemon, "warehouse")["status"] == "active"
 
+    provider.revoke_access_tokens()  # a 401 gets a new token, once
+    push(daemon, "stock", ["c@example.com"])
+    assert [r["status"] for r in runs_of(daemon, "stock-to-warehouse", 3)] == ["succeeded"] * 3
+    assert provider.grants["client_credentials"] == 2
+    (renewed,) = provider.live_access_tokens()
+    assert provider.api_calls[-1].token == renewed != token
+
 
 # -- stored credentials are secret ---------------------------------------------------------
 

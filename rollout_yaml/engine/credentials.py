@@ -260,34 +260,35 @@ class Credentials:
         stale: Any = None,
     ) -> dict[str, Any]:
         """client_credentials: the token is fetched by the runner itself, kept encrypted in the
-        credential's row, and fetched again when it expires or the App answers 401."""
+        credential's row (next to a `client_id`/`client_secret` set through the API, if any),
+        and fetched again when it expires or the App answers 401."""
         assert target.oauth is not None
         given = dict(target.credential.values or {})
 
-        async def cached() -> dict[str, Any] | None:
+        async def stored() -> dict[str, Any]:
             row = await self.store.get_credential(target.consumer, target.key)
-            if row is None or row.status is not CredentialStatus.ACTIVE:
-                return None
+            if row is None:
+                return {}
             try:
-                values = self.cipher(env).open(target.consumer, target.key, row.ciphertext)
-            except EncryptionKeyError:
-                return None
-            if not values.get("access_token") or _expiring(values, self.clock()):
-                return None
-            return {**given, **values}
+                return self.cipher(env).open(target.consumer, target.key, row.ciphertext)
+            except EncryptionKeyError as exc:
+                raise CredentialUnavailable(str(exc)) from exc
 
-        found = await cached()
-        if found is not None and (stale is None or found.get("access_token") != stale):
-            return found
+        def usable(values: Mapping[str, Any]) -> bool:
+            token = values.get("access_token")
+            return bool(token) and token != stale and not _expiring(values, self.clock())
+
+        values = {**given, **await stored()}
+        if usable(values) or (not refresh and values.get("access_token")):
+            return values
         if not refresh:
-            if found is not None:
-                return found
             raise CredentialUnavailable(f"credential `{target.key}` has no token yet (dry run)")
         async with self._exclusive(target.consumer, target.key):
-            found = await cached()
-            if found is not None and (stale is None or found.get("access_token") != stale):
-                return found
-            client = oauth_client(target, given)
+            kept = await stored()  # again: another may have fetched one meanwhile
+            values = {**given, **kept}
+            if usable(values):
+                return values
+            client = oauth_client(target, values)
             request = oauth2.client_credentials_request(target.oauth, client)
             try:
                 token = await self.fetch_token(target, request, "client_credentials")
@@ -295,8 +296,11 @@ class Credentials:
                 raise CredentialUnavailable(
                     f"credential `{target.key}`: client_credentials grant refused: {exc}"
                 ) from exc
-            await self._save(env, target, token)
-            return {**given, **token}
+            fresh = {**kept, **token}
+            if "expires_at" not in token:
+                fresh.pop("expires_at", None)
+            await self._save(env, target, fresh)
+            return {**given, **fresh}
 
     async def fetch_token(
         self, target: Declared, request: PreparedRequest, grant: str
