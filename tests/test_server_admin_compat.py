@@ -165,5 +165,6 @@ def test_automations_and_credentials_aliases(live: LiveEnvironment) -> None:
             "appKey": "sink",
             "consumerKey": "globex",
             "stored": False,
+            "status": "configured",
         }
     ]

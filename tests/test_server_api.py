@@ -279,7 +279,18 @@ def test_credentials_never_show_values(live: LiveEnvironment) -> None:
     with live.client() as client:
         response = client.get("/v1/credentials")
     assert response.json() == {
-        "credentials": [{"key": "sink", "app": "sink", "stored": False}],
+        "credentials": [
+            {
+                "key": "sink",
+                "app": "sink",
+                "stored": False,
+                "declared": True,
+                "status": "configured",
+                "expires_at": None,
+                "updated_at": None,
+                "error": None,
+            }
+        ],
         "next_cursor": None,
     }
     assert ACME_TOKEN not in response.text

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "db": "rollout_yaml.cli.db:db",
     "diff": "rollout_yaml.cli.promote:diff",
     "promote": "rollout_yaml.cli.promote:promote_command",
+    "credentials": "rollout_yaml.cli.credentials:credentials",
 }
 
 

@@ -17,6 +17,7 @@ from rollout_yaml.config.diagnostics import Diagnostic, Severity, format_text
 from rollout_yaml.config.project import Layout
 from rollout_yaml.daemon.logs import configure
 from rollout_yaml.daemon.watch import Watcher, watched_folders
+from rollout_yaml.engine.cipher import CredentialCipher, EncryptionKeyError
 from rollout_yaml.engine.runtime import Runtime
 from rollout_yaml.expr.compiled import CompiledEnvironment
 from rollout_yaml.expr.compiler import load_and_compile
@@ -56,7 +57,21 @@ class _Server(uvicorn.Server):
         yield
 
 
+def key_problem(env: CompiledEnvironment) -> str | None:
+    """Why `encryption_key` cannot encrypt (it is set but not a Fernet key), or None."""
+    if not env.settings.encryption_key:
+        return None
+    try:
+        CredentialCipher(env.settings.encryption_key)
+    except EncryptionKeyError as exc:
+        return str(exc)
+    return None
+
+
 async def serve(layout: Layout, options: RunOptions, env: CompiledEnvironment) -> int:
+    problem = key_problem(env)
+    if problem is not None:
+        raise CannotStart(problem)
     store = open_store(env.settings.database, layout.env_dir(options.env))
     try:
         applied = await store.open()
@@ -117,6 +132,11 @@ async def _run_forever(layout: Layout, options: RunOptions, runtime: Runtime) ->
             runtime.config.reject(errors)
             runtime.metrics.reload_failures.inc()
             log.error("configuration not reloaded, the running one stays:\n%s", format_text(errors))
+            return
+        problem = key_problem(compiled)
+        if problem is not None:
+            runtime.metrics.reload_failures.inc()
+            log.error("configuration not reloaded, the running one stays: %s", problem)
             return
         runtime.swap(compiled)
         watcher.watch(folders(compiled))

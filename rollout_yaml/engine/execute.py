@@ -11,16 +11,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollout_yaml.config.secrets import redact
+from rollout_yaml.engine.credentials import Credentials, CredentialUnavailable, secret_values
 from rollout_yaml.engine.live_config import LiveConfig
 from rollout_yaml.engine.mapping import automation_context, render_action_input
 from rollout_yaml.engine.metrics import Metrics
 from rollout_yaml.engine.work import WorkItem
-from rollout_yaml.expr.compiled import CompiledAutomation, CompiledEnvironment
+from rollout_yaml.expr.compiled import CompiledApp, CompiledAutomation, CompiledEnvironment
 from rollout_yaml.expr.templates import RenderError
 from rollout_yaml.http.client import AppClients, SendError
 from rollout_yaml.http.rate_limit import quota_for
 from rollout_yaml.http.recording import request_record, response_record
-from rollout_yaml.http.request import RequestBuildError, app_context, build_request
+from rollout_yaml.http.request import (
+    PreparedRequest,
+    RequestBuildError,
+    app_context,
+    build_request,
+)
 from rollout_yaml.http.response import error_message, interpret, parse_body
 from rollout_yaml.http.retry import parse_retry_after, retry_delay
 from rollout_yaml.store.base import Store
@@ -68,10 +74,12 @@ class Executor:
         metrics: Metrics,
         owner: str,
         lease: float,
+        credentials: Credentials | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.clients = clients
+        self.credentials = credentials or Credentials(store, clients, owner)
         self.metrics = metrics
         self.owner = owner
         self.lease = lease
@@ -108,18 +116,30 @@ class Executor:
                 attempt=None,
             )
 
-    def _credential(
+    async def _credential(
         self, env: CompiledEnvironment, automation: CompiledAutomation
     ) -> dict[str, Any]:
+        """The action credential's values (stored ones decrypted, OAuth2 tokens fresh)."""
         key = automation.action_credential
         if key is None:
             return {}
-        credential = env.consumers[automation.consumer].credentials[key]
-        if credential.values is None:
-            raise _Failed(
-                f"credential `{key}` is stored but has not been connected yet", "credential"
-            )
-        return dict(credential.values)
+        refresh = not env.settings.runtime.dry_run
+        return await self.credentials.values(env, automation.consumer, key, refresh=refresh)
+
+    async def _renewed(
+        self, env: CompiledEnvironment, automation: CompiledAutomation, used: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        key = automation.action_credential
+        assert key is not None
+        return await self.credentials.renew_after_401(env, automation.consumer, key, used)
+
+    @staticmethod
+    def _with_secrets(
+        secrets: frozenset[str], app: CompiledApp, credential: dict[str, Any]
+    ) -> frozenset[str]:
+        """`secrets` plus the credential's secret values it lacks (stored ones, new tokens)."""
+        extra = secret_values(app, credential) - secrets
+        return secrets | extra if extra else secrets
 
     def _credential_secrets(
         self, env: CompiledEnvironment, automation: CompiledAutomation
@@ -157,7 +177,18 @@ class Executor:
         if violations:
             detail = "; ".join(f"input {v.json_path}: {v.message}" for v in violations)
             raise _Failed(detail, "input")
-        credential = self._credential(env, automation)
+        policy = action.retry
+        try:
+            credential = await self._credential(env, automation)
+        except CredentialUnavailable as exc:
+            if not exc.retryable:
+                raise _Failed(str(exc), "credential") from exc
+            attempt = Attempt(item.run_id, number, time.time(), 0.0, None, None, str(exc))
+            delay = retry_delay(policy, number, status=None, transport_error=True, retry_after=None)
+            return await self._after_failure(
+                item, number, secrets, attempt, inputs, str(exc), "credential", delay
+            )
+        secrets = self._with_secrets(secrets, app, credential)
         request_context = {
             "input": inputs,
             "credential": credential,
@@ -168,12 +199,19 @@ class Executor:
             "webhook": {"url": None},
             "subscription": {},
         }
-        try:
-            request = build_request(app, action.request, request_context, credential)
-        except RequestBuildError as exc:
-            raise _Failed(str(exc), "request") from exc
-        if action.model.idempotency_header:
-            request.headers[action.model.idempotency_header] = item.run_id
+
+        def build(credential: dict[str, Any]) -> PreparedRequest:
+            try:
+                request = build_request(
+                    app, action.request, {**request_context, "credential": credential}, credential
+                )
+            except RequestBuildError as exc:  # redacted here: `secrets` now has stored ones
+                raise _Failed(redact(str(exc), secrets), "request") from exc
+            if action.model.idempotency_header:
+                request.headers[action.model.idempotency_header] = item.run_id
+            return request
+
+        request = build(credential)
         started = time.time()
         recorded_request = request_record(request, secrets)
         if env.settings.runtime.dry_run:
@@ -192,9 +230,20 @@ class Executor:
                 await asyncio.sleep(wait)
                 started = time.time()
         max_bytes = env.settings.runtime.limits.max_response_bytes
-        policy = action.retry
+        unrenewable: CredentialUnavailable | None = None
         try:
             answer = await self.clients.send(app.key, request, max_bytes)
+            if answer.status == 401 and automation.action_credential is not None:
+                # an OAuth2 token the App no longer takes: renew it once, send once more
+                try:
+                    renewed = await self._renewed(env, automation, credential)
+                except CredentialUnavailable as exc:
+                    renewed, unrenewable = None, exc
+                if renewed is not None:
+                    secrets = self._with_secrets(secrets, app, renewed)
+                    request = build(renewed)
+                    recorded_request = request_record(request, secrets)
+                    answer = await self.clients.send(app.key, request, max_bytes)
         except SendError as exc:
             elapsed = (time.time() - started) * 1000
             attempt = Attempt(
@@ -245,6 +294,13 @@ class Executor:
         )
         kind = "app_refused" if 400 <= answer.status < 500 and answer.status != 429 else "app_error"
         message = outcome.error or error_message(app, action, answer.status, body)
+        if unrenewable is not None:
+            kind, message = "credential", str(unrenewable)
+            delay = (
+                retry_delay(policy, number, status=None, transport_error=True, retry_after=None)
+                if unrenewable.retryable
+                else None
+            )
         return await self._after_failure(
             item, number, secrets, attempt, inputs, message, kind, delay
         )

@@ -36,3 +36,10 @@ class Metrics:
         self.reload_failures = Counter(
             "rollout_reload_failures", "Rejected configurations", registry=self.registry
         )
+        self.token_requests = Counter(
+            "rollout_oauth_token_requests",
+            "OAuth2 token requests by grant (authorization_code, refresh_token, "
+            "client_credentials) and outcome (ok, refused, unavailable)",
+            ["app", "grant", "outcome"],
+            registry=self.registry,
+        )

@@ -9,6 +9,8 @@ import socket
 import time
 from collections.abc import Sequence
 
+from rollout_yaml.engine.connect import ConnectFlow
+from rollout_yaml.engine.credentials import Credentials
 from rollout_yaml.engine.dispatch import Dispatcher
 from rollout_yaml.engine.execute import Executor
 from rollout_yaml.engine.intake import PushEvent, PushResult, prepare_push
@@ -38,8 +40,16 @@ class Runtime:
         self.owner = owner_id()
         self.lease = runtime.lease
         self.clients = AppClients(allow_private=self._allow_private)
+        self.credentials = Credentials(store, self.clients, self.owner, metrics=self.metrics)
+        self.connect = ConnectFlow(self.credentials)
         self.executor = Executor(
-            self.config, store, self.clients, self.metrics, self.owner, self.lease
+            self.config,
+            store,
+            self.clients,
+            self.metrics,
+            self.owner,
+            self.lease,
+            self.credentials,
         )
         self.dispatcher = Dispatcher(
             self.executor,

@@ -6,8 +6,9 @@ behind the environment's admin token."""
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
+from rollout_yaml.engine.cipher import EncryptionKeyError
 from rollout_yaml.engine.runtime import Runtime
 from rollout_yaml.server import reads
 from rollout_yaml.server.body import parse
@@ -20,6 +21,9 @@ from rollout_yaml.server.schemas import (
     AdminEventIn,
     AutomationList,
     AutomationOut,
+    CredentialList,
+    CredentialOut,
+    CredentialValuesIn,
     EventsAccepted,
     RunList,
     RunOut,
@@ -96,5 +100,43 @@ def router(runtime: Runtime) -> APIRouter:
     @api.post("/runs/{run_id}/replay", status_code=202, response_model=RunOut, summary="Replay")
     async def replay_run(run_id: str) -> JSONResponse:
         return JSONResponse(await reads.replay(runtime, None, run_id), 202)
+
+    @api.get("/credentials", response_model=CredentialList, summary="Credentials, never values")
+    async def list_credentials(consumer: str | None = None) -> JSONResponse:
+        env = runtime.config.current
+        keys = [consumer] if consumer is not None else sorted(env.consumers)
+        if consumer is not None and consumer not in env.consumers:
+            raise ApiError(404, "not_found", f"no consumer `{consumer}` in this environment")
+        views = [
+            {**view, "consumer": key}
+            for key in keys
+            for view in await reads.list_credentials(runtime, key)
+        ]
+        return JSONResponse({"credentials": views, "next_cursor": None})
+
+    @api.put(
+        "/credentials/{consumer}/{key}",
+        response_model=CredentialOut,
+        openapi_extra=request_body(CredentialValuesIn),
+        summary="Store a consumer's credential values (encrypted; never returned)",
+    )
+    async def put_credential(consumer: str, key: str, body: Body) -> JSONResponse:
+        given = parse(CredentialValuesIn, body)
+        return JSONResponse(await reads.put_credential(runtime, consumer, key, None, given.values))
+
+    @api.delete(
+        "/credentials/{consumer}/{key}", status_code=204, summary="Delete a stored credential"
+    )
+    async def delete_credential(consumer: str, key: str) -> Response:
+        await reads.delete_credential(runtime, consumer, key)
+        return Response(status_code=204)
+
+    @api.post("/credentials/rotate", summary="Re-encrypt stored credentials with the first key")
+    async def rotate_credentials() -> JSONResponse:
+        try:
+            count = await runtime.credentials.rotate(runtime.config.current)
+        except EncryptionKeyError as exc:
+            raise ApiError(409, "conflict", str(exc)) from exc
+        return JSONResponse({"rotated": count})
 
     return api

@@ -9,7 +9,15 @@ from pydantic.json_schema import models_json_schema
 
 from rollout_yaml import __version__
 from rollout_yaml.engine.runtime import Runtime
-from rollout_yaml.server import admin_api, compat_api, consumer_api, errors, health, webhooks_api
+from rollout_yaml.server import (
+    admin_api,
+    compat_api,
+    consumer_api,
+    errors,
+    health,
+    oauth_api,
+    webhooks_api,
+)
 from rollout_yaml.server.fast_events import EventsFastLane
 from rollout_yaml.server.redaction import RedactMiddleware
 from rollout_yaml.server.schemas import REQUEST_MODELS
@@ -40,6 +48,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(admin_api.router(runtime))
     app.include_router(health.router(runtime))
     app.include_router(webhooks_api.router(runtime))
+    app.include_router(oauth_api.router(runtime))
     app.add_middleware(EventsFastLane, runtime=runtime)
     app.add_middleware(RedactMiddleware, secrets=lambda: runtime.config.current.secret_values)
     _document_request_bodies(app)

@@ -15,7 +15,6 @@ from rollout_yaml.server import compat, reads
 from rollout_yaml.server.body import parse
 from rollout_yaml.server.deps import consumer_auth, json_body
 from rollout_yaml.server.schemas import ERRORS, EventIn, RolloutPushIn, request_body
-from rollout_yaml.server.views import credential_views
 from rollout_yaml.store.records import RunQuery
 
 
@@ -64,7 +63,7 @@ def router(runtime: Runtime) -> APIRouter:
 
     @api.get("/credentials", summary="This consumer's credentials, never their values")
     async def credentials(who: Consumer) -> JSONResponse:
-        views = credential_views(runtime.config.current, who)
+        views = await reads.list_credentials(runtime, who)
         return JSONResponse(
             [
                 {
@@ -73,6 +72,7 @@ def router(runtime: Runtime) -> APIRouter:
                     "appKey": v["app"],
                     "consumerKey": who,
                     "stored": v["stored"],
+                    "status": v["status"],
                 }
                 for v in views
             ]

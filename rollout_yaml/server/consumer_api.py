@@ -4,18 +4,22 @@
 # inside `router` from the live annotations.
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from rollout_yaml.engine.runtime import Runtime
 from rollout_yaml.server import reads
+from rollout_yaml.server.body import parse
 from rollout_yaml.server.deps import consumer_auth, json_body
 from rollout_yaml.server.schemas import (
     ERRORS,
     AppList,
     AutomationList,
     AutomationOut,
+    ConnectOut,
+    CredentialIn,
     CredentialList,
+    CredentialOut,
     EventBatchIn,
     EventIn,
     EventsAccepted,
@@ -23,7 +27,7 @@ from rollout_yaml.server.schemas import (
     RunOut,
     request_body,
 )
-from rollout_yaml.server.views import app_view, credential_views
+from rollout_yaml.server.views import app_view
 
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size (default 50, at most 500)")]
 Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page")]
@@ -99,7 +103,47 @@ def router(runtime: Runtime) -> APIRouter:
 
     @api.get("/credentials", response_model=CredentialList, summary="Credentials, never values")
     async def list_credentials(who: Consumer) -> JSONResponse:
-        views = credential_views(runtime.config.current, who)
+        views = await reads.list_credentials(runtime, who)
         return JSONResponse({"credentials": views, "next_cursor": None})
+
+    @api.post(
+        "/credentials",
+        status_code=201,
+        response_model=CredentialOut,
+        openapi_extra=request_body(CredentialIn),
+        summary="Store a credential's values (encrypted; never returned)",
+    )
+    async def put_credential(who: Consumer, body: Body) -> JSONResponse:
+        given = parse(CredentialIn, body)
+        view = await reads.put_credential(runtime, who, given.key, given.app, given.values)
+        return JSONResponse(view, 201)
+
+    @api.delete("/credentials/{key}", status_code=204, summary="Delete a stored credential")
+    async def delete_credential(who: Consumer, key: str) -> Response:
+        await reads.delete_credential(runtime, who, key)
+        return Response(status_code=204)
+
+    @api.get(
+        "/connect/{app}",
+        status_code=302,
+        response_model=ConnectOut,
+        summary="Start an OAuth2 connect flow: a redirect to the App's authorize URL",
+        description="With `Accept: application/json`, answers `{authorize_url}` instead of "
+        "redirecting (for a page that sends the JWT from script and then navigates).",
+    )
+    async def connect(
+        who: Consumer,
+        app: str,
+        request: Request,
+        credential: Annotated[str | None, Query(description="credentialKey to connect")] = None,
+        redirect: Annotated[
+            str | None, Query(description="Where the browser goes afterwards")
+        ] = None,
+    ) -> Response:
+        url = reads.connect_url(runtime, who, app, credential, redirect, str(request.base_url))
+        accept = request.headers.get("accept", "")
+        if "application/json" in accept and "text/html" not in accept:
+            return JSONResponse({"authorize_url": url})
+        return RedirectResponse(url, status_code=302)
 
     return api

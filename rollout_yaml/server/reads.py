@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from rollout_yaml.engine.credentials import CredentialRejected
 from rollout_yaml.engine.intake import PushEvent
 from rollout_yaml.engine.runtime import Runtime
 from rollout_yaml.expr.compiled import CompiledAutomation
 from rollout_yaml.server.body import parse
 from rollout_yaml.server.errors import ApiError, not_found
 from rollout_yaml.server.schemas import EventBatchIn, EventIn, EventsAccepted
-from rollout_yaml.server.views import automation_view, run_view
+from rollout_yaml.server.views import automation_view, credential_views, run_view
 from rollout_yaml.store.records import RunQuery, RunStatus
 
 STATUSES = tuple(str(s) for s in RunStatus)
@@ -137,3 +138,64 @@ async def push(
     pushed = [PushEvent(e.app, e.trigger, e.id, e.payload) for e in events]
     result = await runtime.push(consumer, pushed, batch=batch)
     return EventsAccepted(event_ids=result.event_ids, runs_queued=result.runs_queued).model_dump()
+
+
+# -- stored credentials --------------------------------------------------------------------
+
+
+def _rejected(exc: CredentialRejected, path: str = "$") -> ApiError:
+    if exc.not_found:
+        return ApiError(404, "not_found", str(exc))
+    return ApiError(422, "invalid_request", str(exc), [{"path": path, "message": str(exc)}])
+
+
+async def list_credentials(runtime: Runtime, consumer: str) -> list[dict[str, Any]]:
+    rows = await runtime.store.list_credentials(consumer)
+    return credential_views(runtime.config.current, consumer, rows)
+
+
+async def credential(runtime: Runtime, consumer: str, key: str) -> dict[str, Any]:
+    for view in await list_credentials(runtime, consumer):
+        if view["key"] == key:
+            return view
+    raise not_found(f"credential `{key}`")
+
+
+async def put_credential(
+    runtime: Runtime, consumer: str, key: str, app: str | None, values: dict[str, Any]
+) -> dict[str, Any]:
+    """Store values for a credential the consumer file declares `stored: true`."""
+    env = runtime.config.current
+    declared = env.consumers[consumer].credentials.get(key) if consumer in env.consumers else None
+    if declared is not None and app is not None and declared.app != app:
+        message = f"credential `{key}` is of app `{declared.app}`, not `{app}`"
+        raise ApiError(422, "invalid_request", message, [{"path": "$.app", "message": message}])
+    try:
+        await runtime.credentials.put(env, consumer, key, values)
+    except CredentialRejected as exc:
+        raise _rejected(exc, "$.values") from exc
+    return await credential(runtime, consumer, key)
+
+
+async def delete_credential(runtime: Runtime, consumer: str, key: str) -> None:
+    if not await runtime.store.delete_credential(consumer, key):
+        raise not_found(f"stored credential `{key}`")
+
+
+def connect_url(
+    runtime: Runtime,
+    consumer: str,
+    app: str,
+    credential_key: str | None,
+    redirect: str | None,
+    base_url: str,
+) -> str:
+    """The App's authorize URL for the consumer's browser; the App comes back to
+    `{server.public_url}/oauth/callback` (or this server's own address without one)."""
+    env = runtime.config.current
+    public = env.settings.server.public_url or base_url
+    callback = public.rstrip("/") + "/oauth/callback"
+    try:
+        return runtime.connect.start(env, consumer, app, credential_key, redirect, callback)
+    except CredentialRejected as exc:
+        raise _rejected(exc) from exc

@@ -4,7 +4,7 @@ only describe them."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -161,7 +161,30 @@ class AppList(BaseModel):
 class CredentialOut(BaseModel):
     key: str
     app: str
-    stored: bool
+    stored: bool = Field(description="Kept in the database (else given in the consumer file)")
+    declared: bool = Field(description="False: stored, but no longer in the consumer file")
+    status: Literal["configured", "not_connected", "active", "needs_reauth"]
+    expires_at: str | None = Field(description="When the OAuth2 access token expires")
+    updated_at: str | None
+    error: str | None = Field(description="Why it needs to be connected again")
+
+
+class CredentialIn(Strict):
+    """Values of a credential declared `stored: true` in the consumer file."""
+
+    key: Annotated[str, Field(min_length=1, description="credentialKey")]
+    app: Annotated[str | None, Field(description="Checked against the declaration if given")] = None
+    values: Annotated[
+        dict[str, Any], Field(description="Fields of the App's credentials (auth `fields`)")
+    ]
+
+
+class CredentialValuesIn(Strict):
+    values: dict[str, Any]
+
+
+class ConnectOut(BaseModel):
+    authorize_url: str
 
 
 class CredentialList(BaseModel):
@@ -175,6 +198,8 @@ REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     AdminEventIn,
     AdminEventBatchIn,
     RolloutPushIn,
+    CredentialIn,
+    CredentialValuesIn,
 )
 
 

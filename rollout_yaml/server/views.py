@@ -5,11 +5,12 @@ Plain dicts with ISO-8601 UTC times; the Rollout-compatible spelling lives in `c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from rollout_yaml.expr.compiled import CompiledApp, CompiledAutomation, CompiledEnvironment
-from rollout_yaml.store.records import Attempt, Run
+from rollout_yaml.store.records import Attempt, Run, StoredCredential
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -126,12 +127,40 @@ def app_view(app: CompiledApp) -> dict[str, Any]:
     }
 
 
-def credential_views(env: CompiledEnvironment, consumer: str) -> list[dict[str, Any]]:
-    """A consumer's credentials, named and typed, never with their values."""
+def credential_views(
+    env: CompiledEnvironment, consumer: str, stored: Sequence[StoredCredential] = ()
+) -> list[dict[str, Any]]:
+    """A consumer's credentials, named and typed, with the status of stored ones; never their
+    values. `status`: `configured` (values in the consumer file), `not_connected`, `active` or
+    `needs_reauth`."""
     found = env.consumers.get(consumer)
-    if found is None:
-        return []
-    return [
-        {"key": key, "app": credential.app, "stored": credential.stored}
-        for key, credential in sorted(found.credentials.items())
-    ]
+    rows = {row.key: row for row in stored if row.consumer == consumer}
+    views = []
+    for key, credential in sorted(found.credentials.items() if found else ()):
+        row = rows.pop(key, None)
+        status = "configured" if not credential.stored else "not_connected"
+        views.append(_credential_view(key, credential.app, credential.stored, status, row))
+    for key, row in sorted(rows.items()):  # stored, no longer declared: shown, to be deleted
+        views.append(_credential_view(key, row.app, True, str(row.status), row, declared=False))
+    return views
+
+
+def _credential_view(
+    key: str,
+    app: str,
+    stored: bool,
+    status: str,
+    row: StoredCredential | None,
+    *,
+    declared: bool = True,
+) -> dict[str, Any]:
+    return {
+        "key": key,
+        "app": app,
+        "stored": stored,
+        "declared": declared,
+        "status": str(row.status) if row is not None and stored else status,
+        "expires_at": iso(row.expires_at) if row is not None else None,
+        "updated_at": iso(row.updated_at) if row is not None else None,
+        "error": row.error if row is not None else None,
+    }

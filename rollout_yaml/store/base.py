@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from rollout_yaml.store.records import (
     Attempt,
+    CredentialStatus,
     Hook,
     Ingested,
     NewEvent,
@@ -14,6 +15,7 @@ from rollout_yaml.store.records import (
     Run,
     RunQuery,
     RunUpdate,
+    StoredCredential,
 )
 
 
@@ -72,3 +74,27 @@ class Store(Protocol):
         """Set the given columns of one webhook row."""
 
     async def delete_hook(self, hook_id: str) -> None: ...
+    async def get_credential(self, consumer: str, key: str) -> StoredCredential | None:
+        """A stored credential (encrypted values and status), or None."""
+
+    async def list_credentials(self, consumer: str | None = None) -> list[StoredCredential]:
+        """Stored credentials of one consumer (None: all), by consumer and key."""
+
+    async def put_credential(self, credential: StoredCredential) -> None:
+        """Insert or replace a stored credential."""
+
+    async def delete_credential(self, consumer: str, key: str) -> bool:
+        """Delete a stored credential; False if there was none."""
+
+    async def mark_credential(
+        self,
+        consumer: str,
+        key: str,
+        status: CredentialStatus,
+        error: str | None,
+        updated_at: float,
+    ) -> None:
+        """Set a stored credential's status and the reason shown with it."""
+
+    async def use_oauth_state(self, nonce: str, now: float, expires_at: float) -> bool:
+        """Mark an OAuth `state` used; False if it was already (a replayed callback)."""

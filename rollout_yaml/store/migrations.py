@@ -31,9 +31,36 @@ def _v3_webhooks(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, tables=[schema.webhooks])
 
 
+def _add_missing_columns(conn: sa.Connection, table: sa.Table, names: tuple[str, ...]) -> None:
+    """ALTER TABLE … ADD COLUMN for each column the table lacks. Migration 1 creates tables from
+    the current `schema`, so on a new database the columns may already be there."""
+    present = {column["name"] for column in sa.inspect(conn).get_columns(table.name)}
+    preparer = conn.dialect.identifier_preparer
+    for name in names:
+        if name in present:
+            continue
+        column = table.c[name]
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.execute(
+            sa.text(
+                f"ALTER TABLE {preparer.quote(table.name)} ADD COLUMN {preparer.quote(name)} {kind}"
+            )
+        )
+
+
+def _v4_credentials_oauth(conn: sa.Connection) -> None:
+    _add_missing_columns(conn, schema.credentials, ("expires_at", "error"))
+    schema.metadata.create_all(conn, tables=[schema.oauth_states])
+
+
 MIGRATIONS: list[Migration] = [
     (1, "events, runs, attempts, poll state, credentials, leases", _v1_initial),
     (3, "webhooks: hookIds and App subscriptions", _v3_webhooks),
+    (
+        4,
+        "stored credentials: token expiry and reauth reason; used OAuth states",
+        _v4_credentials_oauth,
+    ),
 ]
 LATEST = MIGRATIONS[-1][0]
 

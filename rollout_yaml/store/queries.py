@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from rollout_yaml.store.records import (
     Attempt,
+    CredentialStatus,
     EventRecord,
     Hook,
     HookState,
@@ -24,8 +25,18 @@ from rollout_yaml.store.records import (
     RunQuery,
     RunStatus,
     RunUpdate,
+    StoredCredential,
 )
-from rollout_yaml.store.schema import attempts, events, leases, poll_state, runs, webhooks
+from rollout_yaml.store.schema import (
+    attempts,
+    credentials,
+    events,
+    leases,
+    oauth_states,
+    poll_state,
+    runs,
+    webhooks,
+)
 
 
 def _insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table) -> Any:
@@ -341,3 +352,80 @@ def update_hook(conn: sa.Connection, hook_id: str, values: dict[str, Any]) -> No
 
 def delete_hook(conn: sa.Connection, hook_id: str) -> None:
     conn.execute(sa.delete(webhooks).where(webhooks.c.id == hook_id))
+
+
+# -- stored credentials --------------------------------------------------------------------
+
+
+def _credential(row: Any) -> StoredCredential:
+    return StoredCredential(
+        consumer=row.consumer,
+        key=row.key,
+        app=row.app,
+        ciphertext=bytes(row.ciphertext),
+        status=CredentialStatus(row.status),
+        updated_at=row.updated_at,
+        expires_at=row.expires_at,
+        error=row.error,
+    )
+
+
+def get_credential(conn: sa.Connection, consumer: str, key: str) -> StoredCredential | None:
+    row = conn.execute(
+        sa.select(credentials).where(credentials.c.consumer == consumer, credentials.c.key == key)
+    ).first()
+    return None if row is None else _credential(row)
+
+
+def list_credentials(conn: sa.Connection, consumer: str | None) -> list[StoredCredential]:
+    query = sa.select(credentials).order_by(credentials.c.consumer, credentials.c.key)
+    if consumer is not None:
+        query = query.where(credentials.c.consumer == consumer)
+    return [_credential(row) for row in conn.execute(query)]
+
+
+def put_credential(conn: sa.Connection, credential: StoredCredential) -> None:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    values = _row(credential)
+    values["status"] = str(credential.status)
+    insert = dialect.insert(credentials).values(values)
+    conn.execute(
+        insert.on_conflict_do_update(
+            index_elements=[credentials.c.consumer, credentials.c.key],
+            set_={
+                name: insert.excluded[name] for name in values if name not in ("consumer", "key")
+            },
+        )
+    )
+
+
+def delete_credential(conn: sa.Connection, consumer: str, key: str) -> bool:
+    result = conn.execute(
+        sa.delete(credentials).where(credentials.c.consumer == consumer, credentials.c.key == key)
+    )
+    return bool(result.rowcount)
+
+
+def mark_credential(
+    conn: sa.Connection,
+    consumer: str,
+    key: str,
+    status: CredentialStatus,
+    error: str | None,
+    updated_at: float,
+) -> None:
+    """Change a credential's status (e.g. `needs_reauth` with the provider's reason)."""
+    conn.execute(
+        sa.update(credentials)
+        .where(credentials.c.consumer == consumer, credentials.c.key == key)
+        .values(status=str(status), error=error, updated_at=updated_at)
+    )
+
+
+def use_oauth_state(conn: sa.Connection, nonce: str, now: float, expires_at: float) -> bool:
+    """Record that an OAuth `state` was used; False if it was used before (a replay). States
+    past their expiry are forgotten here: an expired state is refused before it gets here."""
+    conn.execute(sa.delete(oauth_states).where(oauth_states.c.expires_at < now))
+    insert = _insert_ignoring_duplicates(conn, oauth_states)
+    result = conn.execute(insert, {"nonce": nonce, "expires_at": expires_at})
+    return result.rowcount == 1

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from rollout_yaml.store import queries
 from rollout_yaml.store.records import (
     Attempt,
+    CredentialStatus,
     Hook,
     Ingested,
     NewEvent,
@@ -20,6 +21,7 @@ from rollout_yaml.store.records import (
     Run,
     RunQuery,
     RunUpdate,
+    StoredCredential,
 )
 
 T = TypeVar("T")
@@ -84,3 +86,28 @@ class QueryStore:
 
     async def delete_hook(self, hook_id: str) -> None:
         await self._write(queries.delete_hook, hook_id)
+
+    async def get_credential(self, consumer: str, key: str) -> StoredCredential | None:
+        return await self._read(queries.get_credential, consumer, key)
+
+    async def list_credentials(self, consumer: str | None = None) -> list[StoredCredential]:
+        return await self._read(queries.list_credentials, consumer)
+
+    async def put_credential(self, credential: StoredCredential) -> None:
+        await self._write(queries.put_credential, credential)
+
+    async def delete_credential(self, consumer: str, key: str) -> bool:
+        return await self._write(queries.delete_credential, consumer, key)
+
+    async def mark_credential(
+        self,
+        consumer: str,
+        key: str,
+        status: CredentialStatus,
+        error: str | None,
+        updated_at: float,
+    ) -> None:
+        await self._write(queries.mark_credential, consumer, key, status, error, updated_at)
+
+    async def use_oauth_state(self, nonce: str, now: float, expires_at: float) -> bool:
+        return await self._write(queries.use_oauth_state, nonce, now, expires_at)

@@ -156,3 +156,23 @@ class Hook:
     last_error: str | None
     created_at: float
     updated_at: float
+
+
+class CredentialStatus(StrEnum):
+    ACTIVE = "active"
+    NEEDS_REAUTH = "needs_reauth"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCredential:
+    """A credential kept in the database. `ciphertext` is the encrypted JSON of its values; the
+    other fields are not secret and are shown without decrypting."""
+
+    consumer: str
+    key: str
+    app: str
+    ciphertext: bytes
+    status: CredentialStatus
+    updated_at: float
+    expires_at: float | None = None
+    error: str | None = None

@@ -86,6 +86,17 @@ credentials = sa.Table(
     sa.Column("ciphertext", sa.LargeBinary, nullable=False),
     sa.Column("status", sa.String(20), nullable=False, default="active"),
     sa.Column("updated_at", sa.Float, nullable=False),
+    # migration 4: when the access token expires (shown without decrypting), why it needs reauth
+    sa.Column("expires_at", sa.Float),
+    sa.Column("error", sa.Text),
+)
+
+# migration 4: OAuth `state` values already used at the callback (single use), until they expire
+oauth_states = sa.Table(
+    "oauth_states",
+    metadata,
+    sa.Column("nonce", sa.String(64), primary_key=True),
+    sa.Column("expires_at", sa.Float, nullable=False),
 )
 
 leases = sa.Table(

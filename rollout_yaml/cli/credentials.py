@@ -1,0 +1,251 @@
+"""`rollout-yaml credentials list|set|delete|rotate`: a consumer's stored credentials.
+
+Like `runs`, these go to the running daemon's admin API when it answers and to the database
+otherwise (a SQLite file is the daemon's while it runs). Values are never printed: `list`
+shows keys, Apps and statuses; `set` reads secret fields from a hidden prompt or standard input
+(`--secret NAME`) so that they stay out of shell history and `ps`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+from rich import box
+from rich.table import Table
+
+from rollout_yaml.cli import daemon_link
+from rollout_yaml.cli.common import (
+    EXIT_CHECK_FAILED,
+    EXIT_USAGE,
+    console,
+    fail,
+    format_option,
+    print_json,
+    project_option,
+)
+from rollout_yaml.cli.daemon_link import DaemonRefused, DaemonUnreachable, Environment, url_option
+from rollout_yaml.config.project import Layout
+from rollout_yaml.engine.cipher import EncryptionKeyError
+from rollout_yaml.engine.credentials import CredentialRejected, Credentials
+from rollout_yaml.engine.runtime import owner_id
+from rollout_yaml.http.client import AppClients
+from rollout_yaml.server.views import credential_views
+from rollout_yaml.store.base import Store
+from rollout_yaml.store.factory import UnsupportedDatabase, open_store
+from rollout_yaml.store.sqlite import StoreLocked
+
+T = TypeVar("T")
+
+STATUS_STYLE = {
+    "active": "green",
+    "configured": "green",
+    "needs_reauth": "red",
+    "not_connected": "yellow",
+}
+
+
+def _offline(env: Environment, work: Callable[[Store, Credentials], Awaitable[T]]) -> T:
+    """Run `work` on the environment's database (migrated first), with no daemon."""
+    try:
+        store = open_store(env.compiled.settings.database, env.layout.env_dir(env.name))
+    except UnsupportedDatabase as exc:
+        fail(str(exc))
+        raise  # unreachable: fail() exits
+
+    async def go() -> T:
+        await store.open()
+        clients = AppClients()
+        try:
+            return await work(store, Credentials(store, clients, owner_id()))
+        finally:
+            await clients.close()
+            await store.close()
+
+    try:
+        return asyncio.run(go())
+    except StoreLocked as exc:
+        fail(
+            f"{exc}. A daemon seems to run this environment but its admin API at {env.url} "
+            "does not answer (is auth.admin_token set, and the address right? see --url)"
+        )
+        raise  # unreachable
+
+
+def _check_consumer(env: Environment, consumer: str) -> None:
+    if consumer not in env.compiled.consumers:
+        fail(f"no consumer `{consumer}` in environment `{env.name}`")
+
+
+@click.group()
+def credentials() -> None:
+    """Stored credentials of a consumer (values are never printed)."""
+
+
+@credentials.command("list")
+@project_option
+@click.option("--env", required=True, help="The environment (environments/<env>/).")
+@click.option("--consumer", required=True, help="The consumer whose credentials to list.")
+@url_option
+@format_option
+def list_credentials(
+    layout: Layout, env: str, consumer: str, url: str | None, output_format: str
+) -> None:
+    """Credentials with their App and status: configured (in the consumer file),
+    not_connected, active or needs_reauth."""
+    target = daemon_link.load(layout, env, url)
+    _check_consumer(target, consumer)
+    try:
+        page = daemon_link.admin_call(
+            target, "GET", "/admin/v1/credentials", params={"consumer": consumer}
+        )
+        views: list[dict[str, Any]] = page["credentials"]
+    except DaemonRefused as exc:
+        fail(f"the daemon refused: {exc.message}")
+        return
+    except DaemonUnreachable:
+
+        async def read(store: Store, _credentials: Credentials) -> list[dict[str, Any]]:
+            rows = await store.list_credentials(consumer)
+            return credential_views(target.compiled, consumer, rows)
+
+        views = _offline(target, read)
+    views = target.redacted(views)
+    if output_format == "json":
+        print_json({"credentials": views})
+        return
+    out = console()
+    if not views:
+        out.print("no credentials")
+        return
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for name in ("key", "app", "status", "expires", "updated", "error"):
+        table.add_column(name)
+    for view in views:
+        status = view["status"]
+        table.add_row(
+            view["key"],
+            view["app"],
+            f"[{STATUS_STYLE.get(status, '')}]{status}[/]" if status in STATUS_STYLE else status,
+            view.get("expires_at") or "",
+            view.get("updated_at") or "",
+            view.get("error") or "",
+        )
+    out.print(table)
+
+
+def _pairs(values: tuple[str, ...]) -> dict[str, str]:
+    found = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{item!r}: write NAME=VALUE", param_hint="--value")
+        found[name] = value
+    return found
+
+
+@credentials.command("set")
+@project_option
+@click.option("--env", required=True, help="The environment (environments/<env>/).")
+@click.option("--consumer", required=True, help="The consumer the credential belongs to.")
+@click.argument("key")
+@click.option("--value", "values", multiple=True, help="NAME=VALUE of a field that is no secret.")
+@click.option(
+    "--secret",
+    "secret_names",
+    multiple=True,
+    help="A secret field, read from a hidden prompt (or a line of standard input).",
+)
+@url_option
+def set_credential(
+    layout: Layout,
+    env: str,
+    consumer: str,
+    key: str,
+    values: tuple[str, ...],
+    secret_names: tuple[str, ...],
+    url: str | None,
+) -> None:
+    """Store the values of credential KEY (declared `stored: true` in the consumer file),
+    encrypted with the environment's encryption_key."""
+    target = daemon_link.load(layout, env, url)
+    _check_consumer(target, consumer)
+    given: dict[str, Any] = _pairs(values)
+    for name in secret_names:
+        given[name] = click.prompt(name, hide_input=True, err=True)
+    if not given:
+        fail("give the credential's fields with --value NAME=VALUE and/or --secret NAME")
+    try:
+        view = daemon_link.admin_call(
+            target, "PUT", f"/admin/v1/credentials/{consumer}/{key}", body={"values": given}
+        )
+    except DaemonRefused as exc:
+        fail(f"the daemon refused: {exc.message}", EXIT_CHECK_FAILED)
+        return
+    except DaemonUnreachable:
+
+        async def put(store: Store, service: Credentials) -> dict[str, Any]:
+            try:
+                await service.put(target.compiled, consumer, key, given)
+            except CredentialRejected as exc:
+                fail(str(exc), EXIT_CHECK_FAILED)
+            rows = await store.list_credentials(consumer)
+            views = credential_views(target.compiled, consumer, rows)
+            return next(v for v in views if v["key"] == key)
+
+        view = _offline(target, put)
+    click.echo(f"stored credential `{key}` of `{consumer}` (app {view['app']}, {view['status']})")
+
+
+@credentials.command("delete")
+@project_option
+@click.option("--env", required=True, help="The environment (environments/<env>/).")
+@click.option("--consumer", required=True, help="The consumer the credential belongs to.")
+@click.argument("key")
+@url_option
+def delete_credential(layout: Layout, env: str, consumer: str, key: str, url: str | None) -> None:
+    """Delete stored credential KEY (runs using it fail until it is set or connected again)."""
+    target = daemon_link.load(layout, env, url)
+    _check_consumer(target, consumer)
+    try:
+        daemon_link.admin_call(target, "DELETE", f"/admin/v1/credentials/{consumer}/{key}")
+    except DaemonRefused as exc:
+        fail(f"the daemon refused: {exc.message}", EXIT_CHECK_FAILED)
+        return
+    except DaemonUnreachable:
+
+        async def delete(store: Store, _credentials: Credentials) -> bool:
+            return await store.delete_credential(consumer, key)
+
+        if not _offline(target, delete):
+            fail(f"no stored credential `{key}` for `{consumer}`", EXIT_CHECK_FAILED)
+    click.echo(f"deleted credential `{key}` of `{consumer}`")
+
+
+@credentials.command("rotate")
+@project_option
+@click.option("--env", required=True, help="The environment (environments/<env>/).")
+@url_option
+def rotate(layout: Layout, env: str, url: str | None) -> None:
+    """Re-encrypt every stored credential with the first key of encryption_key (after a new
+    key was put first); the old key can then be removed."""
+    target = daemon_link.load(layout, env, url)
+    try:
+        answer = daemon_link.admin_call(target, "POST", "/admin/v1/credentials/rotate")
+        count = int(answer["rotated"])
+    except DaemonRefused as exc:
+        fail(f"the daemon refused: {exc.message}", EXIT_CHECK_FAILED)
+        return
+    except DaemonUnreachable:
+
+        async def go(_store: Store, service: Credentials) -> int:
+            try:
+                return await service.rotate(target.compiled)
+            except EncryptionKeyError as exc:
+                fail(str(exc), EXIT_USAGE)
+                raise  # unreachable
+
+        count = _offline(target, go)
+    click.echo(f"re-encrypted {count} stored credential(s) with the first key")

@@ -1,0 +1,411 @@
+"""A credential's auth material, wherever it lives: in the consumer file (`values:`) or in the
+database (`stored: true`, encrypted), with OAuth2 tokens kept fresh.
+
+Everything that sends a request for a consumer (actions, polls, webhook subscriptions) asks
+`values()` before building it and, on a 401 from the App, `renew_after_401()` once before
+sending it again. OAuth2 tokens are refreshed when they expire within `REFRESH_MARGIN`, one
+refresh at a time per credential: an asyncio lock within the process and a store lease across
+replicas, then the row is read again, so a caller that waited uses the token another one just
+stored instead of refreshing it a second time. A refresh the provider refuses (400/401) marks
+the credential `needs_reauth`: runs then fail with that reason until it is connected again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+from rollout_yaml.config.models.connector import OAuth2Auth
+from rollout_yaml.config.models.consumer import Credential
+from rollout_yaml.engine.cipher import CredentialCipher, EncryptionKeyError
+from rollout_yaml.engine.metrics import Metrics
+from rollout_yaml.expr.compiled import CompiledApp, CompiledEnvironment
+from rollout_yaml.http import oauth2
+from rollout_yaml.http.client import AppClients, SendError
+from rollout_yaml.http.request import PreparedRequest
+from rollout_yaml.store.base import Store
+from rollout_yaml.store.records import CredentialStatus, StoredCredential
+
+log = logging.getLogger("rollout_yaml.credentials")
+
+REFRESH_MARGIN = 60.0
+LEASE_TTL = 2 * oauth2.TIMEOUT  # outlives one token request, so no replica refreshes meanwhile
+LEASE_WAIT = LEASE_TTL + 5
+TOKEN_RESPONSE_BYTES = 1_048_576
+
+
+class CredentialUnavailable(Exception):
+    """No usable auth material. `retryable`: a passing problem (the token endpoint is down);
+    otherwise the run fails with this message (not connected, needs_reauth, bad key)."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class CredentialRejected(ValueError):
+    """Values that cannot be stored for this credential (the API answers 422, or 404 when
+    `not_found`)."""
+
+    def __init__(self, message: str, *, not_found: bool = False) -> None:
+        super().__init__(message)
+        self.not_found = not_found
+
+
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """A credential as the consumer file declares it, with its App."""
+
+    consumer: str
+    key: str
+    credential: Credential
+    app: CompiledApp
+
+    @property
+    def oauth(self) -> OAuth2Auth | None:
+        auth = self.app.connector.auth
+        return auth if isinstance(auth, OAuth2Auth) else None
+
+    @property
+    def client_credentials(self) -> bool:
+        return self.oauth is not None and self.oauth.grant == "client_credentials"
+
+
+def declared(env: CompiledEnvironment, consumer: str, key: str) -> Declared | None:
+    found = env.consumers.get(consumer)
+    credential = found.credentials.get(key) if found else None
+    if credential is None or credential.app not in env.apps:
+        return None
+    return Declared(consumer, key, credential, env.apps[credential.app])
+
+
+def secret_values(app: CompiledApp, values: Mapping[str, Any]) -> frozenset[str]:
+    """The values of `values` that are secrets of this App's credentials (for redaction)."""
+    fields = app.connector.secret_fields() | {"client_secret"}
+    return frozenset(str(v) for k, v in values.items() if k in fields and v)
+
+
+def oauth_client(target: Declared, values: Mapping[str, Any]) -> oauth2.Client:
+    """The OAuth client: the credential's own `client_id`/`client_secret` if it has them,
+    else the environment's `apps.<app>.oauth`."""
+    settings = target.app.settings.oauth
+    client_id = values.get("client_id") or (settings.client_id if settings else None)
+    secret = values.get("client_secret") or (settings.client_secret if settings else None)
+    if not client_id or not secret:
+        raise CredentialUnavailable(
+            f"app `{target.app.key}` has no OAuth client: set apps.{target.app.key}.oauth "
+            "(client_id, client_secret) in environment.yaml"
+        )
+    return oauth2.Client(str(client_id), str(secret))
+
+
+def _expiring(values: Mapping[str, Any], now: float, margin: float = REFRESH_MARGIN) -> bool:
+    expires_at = values.get("expires_at")
+    if isinstance(expires_at, bool) or not isinstance(expires_at, int | float):
+        return False  # no expiry given: used until the App answers 401
+    return float(expires_at) - now <= margin
+
+
+class Credentials:
+    def __init__(
+        self,
+        store: Store,
+        clients: AppClients,
+        owner: str,
+        clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.store = store
+        self.clients = clients
+        self.owner = owner
+        self.clock = clock
+        self.metrics = metrics
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._ciphers: dict[str, CredentialCipher] = {}
+
+    def cipher(self, env: CompiledEnvironment) -> CredentialCipher:
+        """The environment's cipher (built once per distinct `encryption_key`)."""
+        setting = env.settings.encryption_key or ""
+        found = self._ciphers.get(setting)
+        if found is None:
+            found = CredentialCipher.of(setting)
+            self._ciphers = {setting: found}
+        return found
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def values(
+        self, env: CompiledEnvironment, consumer: str, key: str, *, refresh: bool = True
+    ) -> dict[str, Any]:
+        """The credential's values, as connector templates see them as `credential`.
+        `refresh=False` (dry runs) uses stored tokens as they are and sends nothing."""
+        target = declared(env, consumer, key)
+        if target is None:
+            raise CredentialUnavailable(f"credential `{key}` is not declared for `{consumer}`")
+        if target.client_credentials:
+            return await self._client_credentials_token(env, target, refresh=refresh)
+        if target.credential.values is not None:
+            return dict(target.credential.values)
+        values = await self._read(env, target)
+        if refresh and target.oauth is not None and _expiring(values, self.clock()):
+            return await self._refresh(env, target, stale=values.get("access_token"))
+        return values
+
+    async def renew_after_401(
+        self, env: CompiledEnvironment, consumer: str, key: str, used: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """New values after the App answered 401 to `used`, or None when there is nothing to
+        renew (not OAuth2, or tokens given in the consumer file)."""
+        target = declared(env, consumer, key)
+        if target is None or target.oauth is None:
+            return None
+        if target.client_credentials:
+            return await self._client_credentials_token(
+                env, target, refresh=True, stale=used.get("access_token")
+            )
+        if target.credential.values is not None:
+            return None
+        return await self._refresh(env, target, stale=used.get("access_token"), force=True)
+
+    async def _read(self, env: CompiledEnvironment, target: Declared) -> dict[str, Any]:
+        row = await self.store.get_credential(target.consumer, target.key)
+        if row is None:
+            raise CredentialUnavailable(
+                f"credential `{target.key}` is stored but has not been connected yet"
+            )
+        if row.status is CredentialStatus.NEEDS_REAUTH:
+            raise CredentialUnavailable(
+                f"credential `{target.key}` needs to be connected again (needs_reauth): "
+                f"{row.error or 'the provider refused to refresh it'}"
+            )
+        try:
+            return self.cipher(env).open(target.consumer, target.key, row.ciphertext)
+        except EncryptionKeyError as exc:
+            raise CredentialUnavailable(str(exc)) from exc
+
+    # -- single flight ---------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _exclusive(self, consumer: str, key: str) -> AsyncIterator[None]:
+        """One holder per credential: in this process (a lock), across replicas (a lease)."""
+        lock = self._locks.setdefault((consumer, key), asyncio.Lock())
+        async with lock:
+            name = f"credential:{consumer}/{key}"
+            deadline = time.monotonic() + LEASE_WAIT
+            delay = 0.05
+            while not await self.store.acquire_lease(name, self.owner, self.clock(), LEASE_TTL):
+                if time.monotonic() > deadline:
+                    raise CredentialUnavailable(
+                        f"credential `{key}` is being refreshed by another replica",
+                        retryable=True,
+                    )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+            try:
+                yield
+            finally:
+                await self.store.release_lease(name, self.owner)
+
+    async def _refresh(
+        self, env: CompiledEnvironment, target: Declared, *, stale: Any, force: bool = False
+    ) -> dict[str, Any]:
+        assert target.oauth is not None
+        async with self._exclusive(target.consumer, target.key):
+            values = await self._read(env, target)  # again: another may have refreshed
+            now = self.clock()
+            replaced = values.get("access_token") != stale and not _expiring(values, now, 0)
+            if replaced or (not force and not _expiring(values, now)):
+                return values
+            refresh_token = values.get("refresh_token")
+            if not refresh_token:
+                reason = "the access token expired and there is no refresh token"
+                await self._needs_reauth(target, reason)
+                raise CredentialUnavailable(
+                    f"credential `{target.key}` needs to be connected again (needs_reauth): "
+                    + reason
+                )
+            client = oauth_client(target, values)
+            request = oauth2.refresh_request(target.oauth, client, str(refresh_token))
+            try:
+                token = await self.fetch_token(target, request, "refresh_token")
+            except oauth2.TokenRefused as exc:
+                await self._needs_reauth(target, str(exc))
+                raise CredentialUnavailable(
+                    f"credential `{target.key}` needs to be connected again (needs_reauth): {exc}"
+                ) from exc
+            fresh = {**values, **token}
+            if not token.get("refresh_token"):
+                fresh["refresh_token"] = refresh_token  # providers may keep the old one valid
+            if "expires_at" not in token:
+                fresh.pop("expires_at", None)
+            await self._save(env, target, fresh)
+            log.info(
+                "refreshed the OAuth2 token of credential %s",
+                target.key,
+                extra={"consumer": target.consumer},
+            )
+            return fresh
+
+    async def _client_credentials_token(
+        self,
+        env: CompiledEnvironment,
+        target: Declared,
+        *,
+        refresh: bool,
+        stale: Any = None,
+    ) -> dict[str, Any]:
+        """client_credentials: the token is fetched by the runner itself, kept encrypted in the
+        credential's row (next to a `client_id`/`client_secret` set through the API, if any),
+        and fetched again when it expires or the App answers 401."""
+        assert target.oauth is not None
+        given = dict(target.credential.values or {})
+
+        async def stored() -> dict[str, Any]:
+            row = await self.store.get_credential(target.consumer, target.key)
+            if row is None:
+                return {}
+            try:
+                return self.cipher(env).open(target.consumer, target.key, row.ciphertext)
+            except EncryptionKeyError as exc:
+                raise CredentialUnavailable(str(exc)) from exc
+
+        def usable(values: Mapping[str, Any]) -> bool:
+            token = values.get("access_token")
+            return bool(token) and token != stale and not _expiring(values, self.clock())
+
+        values = {**given, **await stored()}
+        if usable(values) or (not refresh and values.get("access_token")):
+            return values
+        if not refresh:
+            raise CredentialUnavailable(f"credential `{target.key}` has no token yet (dry run)")
+        async with self._exclusive(target.consumer, target.key):
+            kept = await stored()  # again: another may have fetched one meanwhile
+            values = {**given, **kept}
+            if usable(values):
+                return values
+            client = oauth_client(target, values)
+            request = oauth2.client_credentials_request(target.oauth, client)
+            try:
+                token = await self.fetch_token(target, request, "client_credentials")
+            except oauth2.TokenRefused as exc:
+                raise CredentialUnavailable(
+                    f"credential `{target.key}`: client_credentials grant refused: {exc}"
+                ) from exc
+            fresh = {**kept, **token}
+            if "expires_at" not in token:
+                fresh.pop("expires_at", None)
+            await self._save(env, target, fresh)
+            return {**given, **fresh}
+
+    async def fetch_token(
+        self, target: Declared, request: PreparedRequest, grant: str
+    ) -> dict[str, Any]:
+        """Send a token request; the token, TokenRefused (400/401), or a retryable
+        CredentialUnavailable."""
+        outcome = "unavailable"
+        try:
+            answer = await self.clients.send(target.app.key, request, TOKEN_RESPONSE_BYTES)
+            token = oauth2.read_token(answer, self.clock())
+            outcome = "ok"
+            return token
+        except oauth2.TokenRefused:
+            outcome = "refused"
+            raise
+        except SendError as exc:
+            raise CredentialUnavailable(
+                f"credential `{target.key}`: the token endpoint did not answer: {exc}",
+                retryable=True,
+            ) from exc
+        except oauth2.TokenError as exc:
+            raise CredentialUnavailable(
+                f"credential `{target.key}`: {exc}", retryable=True
+            ) from exc
+        finally:
+            if self.metrics is not None:
+                self.metrics.token_requests.labels(target.app.key, grant, outcome).inc()
+
+    async def _needs_reauth(self, target: Declared, reason: str) -> None:
+        await self.store.mark_credential(
+            target.consumer, target.key, CredentialStatus.NEEDS_REAUTH, reason, self.clock()
+        )
+        log.warning(
+            "credential %s needs to be connected again: %s",
+            target.key,
+            reason,
+            extra={"consumer": target.consumer},
+        )
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def _save(
+        self, env: CompiledEnvironment, target: Declared, values: Mapping[str, Any]
+    ) -> StoredCredential:
+        expires_at = values.get("expires_at")
+        row = StoredCredential(
+            consumer=target.consumer,
+            key=target.key,
+            app=target.app.key,
+            ciphertext=self.cipher(env).seal(target.consumer, target.key, values),
+            status=CredentialStatus.ACTIVE,
+            updated_at=self.clock(),
+            expires_at=float(expires_at) if isinstance(expires_at, int | float) else None,
+        )
+        await self.store.put_credential(row)
+        return row
+
+    async def save_token(
+        self, env: CompiledEnvironment, target: Declared, token: Mapping[str, Any]
+    ) -> StoredCredential:
+        """Store the tokens of a finished connect flow (the credential becomes active)."""
+        return await self._save(env, target, token)
+
+    async def put(
+        self, env: CompiledEnvironment, consumer: str, key: str, values: Mapping[str, Any]
+    ) -> StoredCredential:
+        """Store values set through the API or the CLI, after checking them against the
+        credential's declaration and its App's credential fields."""
+        target = declared(env, consumer, key)
+        if target is None:
+            raise CredentialRejected(
+                f"credential `{key}` is not declared in the consumer file of `{consumer}`",
+                not_found=True,
+            )
+        if not target.credential.stored:
+            raise CredentialRejected(
+                f"credential `{key}` is given by `values:` in the consumer file; declare it "
+                "`stored: true` to set it through the API or the CLI"
+            )
+        fields = target.app.connector.credential_fields()
+        if target.oauth is not None:
+            fields = {**fields, "client_id": {}, "client_secret": {}}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise CredentialRejected(
+                f"app `{target.app.key}` credentials have no field(s) {', '.join(unknown)}; "
+                f"fields: {', '.join(sorted(fields)) or '(none)'}"
+            )
+        if not values:
+            raise CredentialRejected("no values given")
+        try:
+            return await self._save(env, target, values)
+        except EncryptionKeyError as exc:
+            raise CredentialRejected(str(exc)) from exc
+
+    async def rotate(self, env: CompiledEnvironment) -> int:
+        """Re-encrypt every stored credential with the first key of `encryption_key`, each
+        under its refresh lock so that a refresh running meanwhile is not overwritten."""
+        cipher = self.cipher(env)
+        count = 0
+        for listed in await self.store.list_credentials(None):
+            async with self._exclusive(listed.consumer, listed.key):
+                row = await self.store.get_credential(listed.consumer, listed.key)
+                if row is not None:
+                    rotated = cipher.rotate(row.ciphertext)
+                    await self.store.put_credential(replace(row, ciphertext=rotated))
+                    count += 1
+        return count
