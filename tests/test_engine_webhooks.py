@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from app_server import Answer, AppServer
+from cryptography.fernet import Fernet
 from runner_env import copy_project, environ
 from webhook_project import SECRETS, add_webhooks
 
@@ -166,11 +167,29 @@ def test_a_stored_credential_not_connected_yet_waits_visibly(
                 )
             assert refused.value.status == 503
             assert await store.list_runs(RunQuery()) == []
+
+            # connected (values set through the API or the CLI): the subscription goes out
+            # with the stored token, decrypted
+            keyed = with_encryption_key(env)
+            runtime.swap(keyed)
+            await runtime.credentials.put(keyed, "hooky", "hooks", {"token": "stored-token-1"})
+            await asyncio.sleep(1.3)  # the failed attempt's backoff (1 s ± 20 %)
+            await runtime.subscriptions.sync()
+            [subscribe] = hooks_app.requests
+            assert subscribe.headers["authorization"] == "Bearer stored-token-1"
+            assert (await runtime.subscriptions.status())["pending"] == []
         finally:
             await runtime.clients.close()
             await store.close()
 
     asyncio.run(scenario())
+
+
+def with_encryption_key(env: CompiledEnvironment) -> CompiledEnvironment:
+    settings = env.settings.model_copy(update={"encryption_key": Fernet.generate_key().decode()})
+    return CompiledEnvironment(
+        env.name, settings, env.source, env.apps, env.blueprints, env.consumers, env.automations
+    )
 
 
 def test_a_new_public_url_moves_the_subscription_and_keeps_the_hook_id(

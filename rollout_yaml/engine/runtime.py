@@ -63,12 +63,23 @@ class Runtime:
             self.config, store, self.dispatcher, owner=self.owner, lease=self.lease, clock=clock
         )
         self.webhooks = WebhookReceiver(
-            self.config, store, self.dispatcher, self.metrics, owner=self.owner, lease=self.lease
+            self.config,
+            store,
+            self.dispatcher,
+            self.metrics,
+            owner=self.owner,
+            lease=self.lease,
+            credentials=self.credentials,
         )
         # where the daemon listens, for webhook URLs when `server.public_url` is not set
         self.listening: str | None = None
         self.subscriptions = Subscriptions(
-            self.config, store, self.clients, owner=self.owner, listening=lambda: self.listening
+            self.config,
+            store,
+            self.clients,
+            owner=self.owner,
+            listening=lambda: self.listening,
+            credentials=self.credentials,
         )
         self._scheduling: asyncio.Task[None] | None = None
         self._subscribing: asyncio.Task[None] | None = None

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollout_yaml.config.secrets import redact
+from rollout_yaml.engine.credentials import Credentials, CredentialUnavailable
 from rollout_yaml.engine.live_config import LiveConfig
 from rollout_yaml.engine.webhooks import (
-    CredentialUnavailable,
     connector_context,
     credential_secrets,
     credential_values,
@@ -83,6 +83,7 @@ class Subscriptions:
         *,
         owner: str,
         listening: Callable[[], str | None] = lambda: None,
+        credentials: Credentials | None = None,
         clock: Callable[[], float] = time.time,
         interval: float = 30.0,
         lease_ttl: float = 90.0,
@@ -94,6 +95,7 @@ class Subscriptions:
         self.clients = clients
         self.owner = owner
         self.listening = listening
+        self.credentials = credentials
         self.clock = clock
         self.interval = interval
         self.lease_ttl = lease_ttl
@@ -232,7 +234,7 @@ class Subscriptions:
             trigger = app.triggers.get(hook.trigger) if app else None
             if trigger is None or trigger.webhook is None or trigger.webhook.subscribe is None:
                 return
-            target = self._target(hook, [env])
+            target = await self._target(hook, [env])
             if target is None:  # a stored credential not connected yet: retried, shown
                 why = f"credential `{hook.credential}` has no values (not connected yet)"
                 await self._failed(hook, "subscribe", why)
@@ -250,7 +252,7 @@ class Subscriptions:
                 return
             await self._subscribe(target, hook, url)
         elif subscribed:
-            target = self._target(hook, [env, *self._previous])
+            target = await self._target(hook, [env, *self._previous])
             if target is None or target.spec.unsubscribe is None:
                 self._leave(hook, "no configured `unsubscribe` request (or credential) to use")
                 await self._cleared(hook)
@@ -279,7 +281,7 @@ class Subscriptions:
             extra={"consumer": hook.consumer, "automation": hook.automation},
         )
 
-    def _target(self, hook: Hook, envs: list[CompiledEnvironment]) -> _Target | None:
+    async def _target(self, hook: Hook, envs: list[CompiledEnvironment]) -> _Target | None:
         """The first configuration that still has this hook's App trigger and credential
         (the current one first: its credential values are the freshest)."""
         for candidate in envs:
@@ -288,7 +290,9 @@ class Subscriptions:
             if app is None or trigger is None or trigger.webhook is None:
                 continue
             try:
-                values = credential_values(candidate, hook.consumer, hook.credential)
+                values = await credential_values(
+                    candidate, hook.consumer, hook.credential, self.credentials
+                )
             except CredentialUnavailable:
                 values = None
             if values is not None:

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from rollout_yaml.config.secrets import redact
+from rollout_yaml.engine.credentials import Credentials, CredentialUnavailable
 from rollout_yaml.engine.dispatch import Dispatcher
 from rollout_yaml.engine.errors import EventRejected
 from rollout_yaml.engine.intake import Prepared, add_event
@@ -41,10 +42,6 @@ from rollout_yaml.store.records import EventRecord, Hook, HookState, Ingested, N
 log = logging.getLogger("rollout_yaml.webhooks")
 
 WEBHOOK_PATH = "/webhooks/{app}/{trigger}/{hook_id}"
-
-
-class CredentialUnavailable(Exception):
-    """The automation's trigger credential has no values yet (stored, not connected)."""
 
 
 def is_webhook(env: CompiledEnvironment, automation: CompiledAutomation) -> bool:
@@ -78,17 +75,21 @@ def webhook_url(base: str, hook: Hook) -> str:
     return base + WEBHOOK_PATH.format(app=hook.app, trigger=hook.trigger, hook_id=hook.id)
 
 
-def credential_values(
-    env: CompiledEnvironment, consumer: str, key: str | None
+async def credential_values(
+    env: CompiledEnvironment, consumer: str, key: str | None, credentials: Credentials | None
 ) -> dict[str, Any] | None:
-    """The values of a consumer's credential; None when the consumer or credential is not
-    configured; CredentialUnavailable when it is stored but not connected yet."""
+    """The values of a consumer's credential, stored and OAuth2 ones through `credentials`
+    (decrypted, refreshed when about to expire); None when the consumer or credential is not
+    configured; CredentialUnavailable when it has no usable values (not connected yet)."""
     if key is None:
         return {}
     owner = env.consumers.get(consumer)
     credential = owner.credentials.get(key) if owner else None
     if credential is None:
         return None
+    if credentials is not None:
+        refresh = not env.settings.runtime.dry_run
+        return await credentials.values(env, consumer, key, refresh=refresh)
     if credential.values is None:
         raise CredentialUnavailable(f"credential `{key}` is stored but has not been connected yet")
     return dict(credential.values)
@@ -151,6 +152,7 @@ class WebhookReceiver:
         *,
         owner: str,
         lease: float,
+        credentials: Credentials | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
@@ -159,6 +161,7 @@ class WebhookReceiver:
         self.metrics = metrics
         self.owner = owner
         self.lease = lease
+        self.credentials = credentials
         self.clock = clock
 
     async def receive(self, delivery: Delivery) -> DeliveryResult:
@@ -184,7 +187,7 @@ class WebhookReceiver:
         if spec is None:
             raise _not_found()
         where = {"consumer": hook.consumer, "automation": hook.automation}
-        delivery_id = self._verify(env, app, trigger, spec, automation, delivery, where)
+        delivery_id = await self._verify(env, app, trigger, spec, automation, delivery, where)
         scheme = trigger.model.webhook.verify if trigger.model.webhook else None
         if scheme is not None and scheme.scheme == "slack":
             challenge = slack_challenge(delivery.body)
@@ -240,7 +243,7 @@ class WebhookReceiver:
                     work.append(replace(item, event=replace(record, id=result.event_id)))
         return work
 
-    def _verify(
+    async def _verify(
         self,
         env: CompiledEnvironment,
         app: CompiledApp,
@@ -256,7 +259,9 @@ class WebhookReceiver:
         if scheme is None or spec.verify_secret is None:
             return None
         try:
-            credential = credential_values(env, automation.consumer, automation.trigger_credential)
+            credential = await credential_values(
+                env, automation.consumer, automation.trigger_credential, self.credentials
+            )
         except CredentialUnavailable:
             credential = None  # fine unless the secret template reads `credential`
         try:
