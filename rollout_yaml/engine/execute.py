@@ -10,6 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollout_yaml.config.secrets import redact
+from rollout_yaml.engine.credentials import (
+    CredentialUnavailable,
+    credential_secrets,
+    credential_values,
+    secrets_with,
+)
 from rollout_yaml.engine.live_config import LiveConfig
 from rollout_yaml.engine.mapping import automation_context, render_action_input
 from rollout_yaml.engine.metrics import Metrics
@@ -84,10 +90,12 @@ class Executor:
                 kind="config",
                 attempt=None,
             )
-        # The environment's set is reused as is (its redaction pattern is compiled once);
-        # a credential's secrets are added only when the configuration does not hold them.
-        extra = self._credential_secrets(env, automation) - env.secret_values
-        secrets = env.secret_values | extra if extra else env.secret_values
+        secrets = secrets_with(
+            env,
+            credential_secrets(
+                env, automation.consumer, automation.action_credential, automation.action_app
+            ),
+        )
         try:
             return await self._attempt(env, automation, item, attempt_number, secrets)
         except _Failed as failed:
@@ -104,26 +112,10 @@ class Executor:
     def _credential(
         self, env: CompiledEnvironment, automation: CompiledAutomation
     ) -> dict[str, Any]:
-        key = automation.action_credential
-        if key is None:
-            return {}
-        credential = env.consumers[automation.consumer].credentials[key]
-        if credential.values is None:
-            raise _Failed(
-                f"credential `{key}` is stored but has not been connected yet", "credential"
-            )
-        return dict(credential.values)
-
-    def _credential_secrets(
-        self, env: CompiledEnvironment, automation: CompiledAutomation
-    ) -> frozenset[str]:
-        key = automation.action_credential
-        consumer = env.consumers.get(automation.consumer)
-        if key is None or consumer is None or key not in consumer.credentials:
-            return frozenset()
-        values = consumer.credentials[key].values or {}
-        fields = env.apps[automation.action_app].connector.secret_fields()
-        return frozenset(str(v) for k, v in values.items() if k in fields and v)
+        try:
+            return credential_values(env, automation.consumer, automation.action_credential)
+        except CredentialUnavailable as exc:
+            raise _Failed(str(exc), "credential") from exc
 
     async def _attempt(
         self,

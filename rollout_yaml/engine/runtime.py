@@ -14,6 +14,7 @@ from rollout_yaml.engine.execute import Executor
 from rollout_yaml.engine.intake import PushEvent, PushResult, prepare_push
 from rollout_yaml.engine.live_config import LiveConfig
 from rollout_yaml.engine.metrics import Metrics
+from rollout_yaml.engine.poller import Poller
 from rollout_yaml.engine.scheduler import Clock, Scheduler, utc_now
 from rollout_yaml.engine.work import WorkItem
 from rollout_yaml.expr.compiled import CompiledEnvironment
@@ -50,13 +51,25 @@ class Runtime:
         self.scheduler = Scheduler(
             self.config, store, self.dispatcher, owner=self.owner, lease=self.lease, clock=clock
         )
+        self.poller = Poller(
+            self.config,
+            store,
+            self.clients,
+            self.metrics,
+            self.dispatcher,
+            owner=self.owner,
+            lease=self.lease,
+            clock=clock,
+        )
         self._scheduling: asyncio.Task[None] | None = None
+        self._polling: asyncio.Task[None] | None = None
         self._ready = False
 
     async def start(self, *, claim: bool = True) -> None:
         await self.dispatcher.start(claim=claim)
         if claim:
             self._scheduling = asyncio.create_task(self.scheduler.run(), name="schedules")
+            self._polling = asyncio.create_task(self.poller.run(), name="polls")
         self.metrics.generation.set(self.config.generation)
         self._ready = True
 
@@ -65,6 +78,10 @@ class Runtime:
         if self._scheduling is not None:
             self._scheduling.cancel()
             await asyncio.gather(self._scheduling, return_exceptions=True)
+        if self._polling is not None:
+            self._polling.cancel()
+            await asyncio.gather(self._polling, return_exceptions=True)
+        await self.poller.close()
         await self.dispatcher.drain(
             self.config.current.settings.runtime.grace_period if grace is None else grace
         )
@@ -125,7 +142,9 @@ class Runtime:
         return await self.store.get_run(replay_id)
 
     async def drain_queue(self, timeout: float) -> bool:
-        """For `--once`: claim and execute until nothing is due; True if all finished."""
+        """For `--once`: poll the due poll groups and fire due schedules once, then claim and
+        execute until nothing is due; True if all finished."""
+        await self.poller.poll_due()
         await self.scheduler.fire_due()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

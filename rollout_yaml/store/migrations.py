@@ -27,8 +27,13 @@ def _v1_initial(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, tables=tables)
 
 
+def _v2_poll_seen(conn: sa.Connection) -> None:
+    schema.metadata.create_all(conn, tables=[schema.poll_seen])
+
+
 MIGRATIONS: list[Migration] = [
     (1, "events, runs, attempts, poll state, credentials, leases", _v1_initial),
+    (2, "poll_seen: item ids each poll group has seen", _v2_poll_seen),
 ]
 LATEST = MIGRATIONS[-1][0]
 
