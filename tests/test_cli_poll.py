@@ -60,6 +60,7 @@ def test_poll_shows_pages_items_ids_cursor_and_payloads_and_stores_nothing(
         "id": "1",
         "new": True,
         "payload": {"item_id": 1, "name": "item 1"},
+        "payload_problems": [],
     }
     assert shop.requests[0].headers["X-Api-Key"] == SECRETS["ACME_SINK_TOKEN"]
     assert SECRETS["ACME_SINK_TOKEN"] not in out
@@ -109,3 +110,24 @@ def test_poll_of_an_automation_without_a_poll_trigger_is_a_usage_error(project: 
     )
     assert result.returncode == 2
     assert "`partner/order-created`, which is not a poll trigger" in result.stderr
+
+
+def test_run_once_polls_due_groups_then_drains_the_queue(
+    project: Path, sink: AppServer, shop: ListServer
+) -> None:
+    once = Daemon(project, sink.url).cli("run", "--env", "test", "--once")
+    assert once.returncode == 0, once.stdout + once.stderr
+    assert len(shop.requests) == 2
+    assert sorted(int(r.path.rsplit("/", 1)[1]) for r in sink.requests) == list(range(1, 121))
+
+
+def test_poll_shows_payloads_that_do_not_match_the_payload_schema(
+    project: Path, shop: ListServer
+) -> None:
+    connector = project / "connectors" / "shop.yaml"
+    connector.write_text(connector.read_text().replace("{item_id: id,", "{item_id: name,"))
+    shown = Daemon(project, "http://127.0.0.1:9").cli(*ARGS)
+    assert shown.returncode == 0, shown.stderr
+    assert "payload does not match payload_schema at $.item_id: 'item 1' is not of type" in (
+        shown.stdout
+    )

@@ -77,9 +77,12 @@ def poll(
     secrets = secrets_with(
         compiled, credential_secrets(compiled, group.consumer, group.credential, group.app)
     )
-    spec = compiled.apps[group.app].triggers[group.trigger].poll
-    assert spec is not None
-    data = _as_dict(group, report, note, stored=emit, initial=spec.initial)
+    trigger = compiled.apps[group.app].triggers[group.trigger]
+    assert trigger.poll is not None
+    data = _as_dict(group, report, note, stored=emit, initial=trigger.poll.initial)
+    for item in data["items"]:  # the runner emits them anyway; the connector should know
+        violations = trigger.payload_schema.violations(item["payload"])
+        item["payload_problems"] = [f"{v.json_path}: {v.message}" for v in violations]
     text = (
         json.dumps(data, indent=2, ensure_ascii=False, default=str)
         if output_format == "json"
@@ -241,6 +244,8 @@ def _as_text(data: dict[str, Any]) -> str:
     for item in data["items"]:
         flag = "new " if item["new"] else "seen"
         lines.append(f"  {flag} {item['id']}  {_show(item['payload'])}")
+        for problem in item["payload_problems"]:
+            lines.append(f"       payload does not match payload_schema at {problem}")
     if data["without_id"]:
         lines.append(f"  {data['without_id']} items without an id were left out")
     skipping = data["first_poll"] and data["initial"] == "skip"
