@@ -120,8 +120,8 @@ class Paginator:
             assert isinstance(spec, OffsetPaging)
             if item_count == 0 or item_count < spec.size:
                 return self._stop(LAST_PAGE)
-            # advance by what came back, not by `size`: an App that caps the page size below
-            # the one asked for would otherwise make items fall between pages
+            # advance by what came back: an App that ignores the size and sends more would
+            # otherwise have the next page repeat items
             self._number += item_count
             following = _with_param(request, spec.param, self._number)
         if self.pages >= spec.max_pages:
