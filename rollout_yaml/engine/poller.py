@@ -214,8 +214,9 @@ class Poller:
 
     def _lease_ttl(self, group: PollGroup) -> float:
         """Renewed after every page, so it only has to outlast one page's request."""
-        poll = self.config.current.apps[group.app].triggers[group.trigger].poll
-        timeout = poll.request.timeout if poll is not None else 30.0
+        app = self.config.current.apps.get(group.app)
+        trigger = app.triggers.get(group.trigger) if app else None
+        timeout = trigger.poll.request.timeout if trigger and trigger.poll else 30.0
         return max(self.lease, timeout + 30.0)
 
     async def _poll(
