@@ -9,6 +9,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+Request = tuple[str, str, bytes] | tuple[str, str, bytes, dict[str, str]]
+"""(key, path, body) or (key, path, body, extra headers) of one request."""
+
 
 @dataclass
 class LoadResult:
@@ -24,11 +27,19 @@ class LoadResult:
         return max(self.finished - self.started, 1e-9)
 
 
-def request_bytes(host: str, port: int, path: str, body: bytes, token: str | None) -> bytes:
+def request_bytes(
+    host: str,
+    port: int,
+    path: str,
+    body: bytes,
+    token: str | None,
+    headers: dict[str, str] | None = None,
+) -> bytes:
     auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     return (
         f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-        f"{auth}Content-Length: {len(body)}\r\n\r\n"
+        f"{auth}{extra}Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
 
 
@@ -47,7 +58,7 @@ async def _read_status(reader: asyncio.StreamReader) -> int:
 async def run_load(
     host: str,
     port: int,
-    make: Callable[[int], tuple[str, str, bytes]],
+    make: Callable[[int], Request],
     *,
     concurrency: int,
     duration: float | None = None,
@@ -56,7 +67,8 @@ async def run_load(
     token: str | None = None,
     ok_status: int = 202,
 ) -> LoadResult:
-    """Send requests from `concurrency` connections; `make(i)` gives (key, path, body).
+    """Send requests from `concurrency` connections; `make(i)` gives (key, path, body) and
+    optionally extra headers (a webhook signature).
 
     With `rate`, request i is sent no earlier than start + i / rate (an open-loop schedule, so
     a slow server shows up as latency, not as fewer requests).
@@ -80,9 +92,11 @@ async def run_load(
                 now = time.time()
                 if deadline is not None and now >= deadline:
                     return
-                key, path, body = make(i)
+                made = make(i)
+                key, path, body = made[0], made[1], made[2]
+                headers = made[3] if len(made) > 3 else None
                 result.send_times[key] = now
-                writer.write(request_bytes(host, port, path, body, token))
+                writer.write(request_bytes(host, port, path, body, token, headers))
                 result.sent += 1
                 status = await _read_status(reader)
                 if status == ok_status:

@@ -36,8 +36,10 @@ class Daemon:
         sink_url: str,
         port: int | None = None,
         extra_env: dict[str, str] | None = None,
+        env_name: str = "test",
     ) -> None:
         self.project = project
+        self.env_name = env_name
         self.port = port or free_port()
         self.env = {**os.environ, **environ(sink_url), **(extra_env or {})}
         self.env.pop("CI", None)
@@ -58,7 +60,7 @@ class Daemon:
                 "rollout_yaml",
                 "run",
                 "--env",
-                "test",
+                self.env_name,
                 "--project",
                 str(self.project),
                 "--port",

@@ -1493,7 +1493,8 @@ def test_corpus_covers_every_code_and_is_well_formed() -> None:
     assert len(CASES) >= 45
     ids = [c.id for c in CASES]
     assert len(ids) == len(set(ids)), "case ids must be unique"
-    assert set(CODES) == {c.expect.code for c in CASES}
+    promote_only = {"RY604"}  # found by `promote`, not `validate`: test_gitops_promote.py
+    assert set(CODES) - promote_only == {c.expect.code for c in CASES}
     for c in CASES:
         assert companion_for(c).expect.file not in c.files, c.id
     # every kind of file gets broken

@@ -133,6 +133,76 @@ def test_join_url_with_or_without_trailing_slash(base):
     assert join_url(base, "x") == "https://api.example.com/x"
 
 
+# Encoded separators stay inside the path: the URL is sent as built (never decoded), so
+# `%2F%2Fevil.com` is a path segment of the App, not a host.
+ENCODED_HOST_PATHS = [
+    "%2F%2Fevil.com",
+    "/%2F%2Fevil.com",
+    "%2f%2f127.0.0.1",
+    "/%5C%5Cevil.com",
+    "%40evil.com",
+    "/x%40127.0.0.1",
+    "/%3A%2F%2Fevil.com",
+    "%252F%252Fevil.com",
+    "/%2e%2e%2f%2e%2e%2fadmin",
+    "/x%2F..%2F..%2Fadmin",
+    "/x%0d%0aHost:evil.com",
+]
+
+
+@pytest.mark.parametrize("path", ENCODED_HOST_PATHS)
+def test_encoded_separators_stay_in_the_path_of_the_base_host(path):
+    url = join_url(BASE, path)
+    assert url == BASE + "/" + path.lstrip("/")
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.netloc, parts.username) == ("https", "api.example.com", None)
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        "https://x@127.0.0.1#.myshopify.com",
+        "https://api.example.com@169.254.169.254",
+        "https://user:pw@api.example.com",
+        "https://evil.com#.example.com",
+    ],
+)
+def test_join_url_refuses_a_base_url_with_userinfo_or_fragment(base):
+    with pytest.raises(RequestBuildError, match="user info"):
+        join_url(base, "/x")
+
+
+SHOP_CONNECTOR = """
+app: shop
+name: Shop
+version: 1.0.0
+base_url: "https://{{ credential.shop }}.myshopify.com/admin"
+auth:
+  type: api_key
+  fields: { shop: { type: string } }
+  headers: { X-Shop: "{{ credential.shop }}" }
+actions:
+  get: { name: Get, request: { path: /orders } }
+"""
+
+
+@pytest.mark.parametrize(
+    ("shop", "url"),
+    [
+        ("acme", "https://acme.myshopify.com/admin/orders"),
+        ("x@127.0.0.1#", "https://x%40127.0.0.1%23.myshopify.com/admin/orders"),
+        ("evil.com/", "https://evil.com%2F.myshopify.com/admin/orders"),
+        ("evil.com?", "https://evil.com%3F.myshopify.com/admin/orders"),
+        ("127.0.0.1", "https://127.0.0.1.myshopify.com/admin/orders"),
+    ],
+)
+def test_a_credential_value_in_base_url_cannot_change_the_host(tmp_path, shop, url):
+    app = compile_app(tmp_path, "shop", SHOP_CONNECTOR)
+    request = build(app, "get", context(credential={"shop": shop}))
+    assert request.url == url
+    assert urlsplit(request.url).hostname.endswith(".myshopify.com")
+
+
 @pytest.mark.parametrize("base", ["ftp://x.com", "api.example.com", "https://", "/v1"])
 def test_join_url_needs_an_absolute_http_base(base):
     with pytest.raises(RequestBuildError, match="base_url"):

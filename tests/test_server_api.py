@@ -337,6 +337,7 @@ def test_health_status_metrics_openapi(live: LiveEnvironment) -> None:
         openapi = client.get("/openapi.json").json()
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
     assert status["generation"] == 1 and status["last_reload_error"] is None
+    assert status["webhooks"] == {"hooks": {}, "pending": []}  # no webhook trigger here
     assert "environments/test/environment.yaml" in status["files"]
     assert metrics.headers["content-type"].startswith("text/plain")
     assert 'rollout_events_received_total{app="partner",trigger="order-created"} 1.0' in (
@@ -360,6 +361,7 @@ def test_health_status_metrics_openapi(live: LiveEnvironment) -> None:
         "/readyz",
         "/status",
         "/metrics",
+        "/webhooks/{app}/{trigger}/{hook_id}",
     ):
         assert path in paths, path
     body = paths["/v1/events"]["post"]["requestBody"]["content"]["application/json"]["schema"]

@@ -124,3 +124,27 @@ def test_trigger_state_is_kept_by_key_prefix(store: Store) -> None:
         return await s.load_states("poll:")
 
     assert run_with(store, body) == {"poll:a": {"cursor": 2}}
+
+
+def test_a_migration_merged_after_a_higher_one_still_runs(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from rollout_yaml.store.migrations import MIGRATIONS, apply_migrations
+
+    made: list[int] = []
+
+    def step(number: int) -> tuple[int, str, Callable[[sa.Connection], None]]:
+        return (number, f"step {number}", lambda conn: made.append(number))
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    with engine.begin() as conn:
+        assert apply_migrations(conn, [step(1), step(3)]) == [1, 3]
+        assert apply_migrations(conn, [step(1), step(2), step(3)]) == [2]  # merged late
+        assert apply_migrations(conn, [step(1), step(2), step(3)]) == []
+    assert made == [1, 3, 2]
+    real = sa.create_engine(f"sqlite:///{tmp_path / 'real.db'}")
+    with real.begin() as conn:
+        assert apply_migrations(conn) == sorted(m[0] for m in MIGRATIONS)
+        assert {"events", "runs", "webhooks"} <= set(sa.inspect(conn).get_table_names())
+    engine.dispose()
+    real.dispose()

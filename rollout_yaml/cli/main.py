@@ -22,6 +22,8 @@ COMMANDS: dict[str, str] = {
     "events": "rollout_yaml.cli.events:events",
     "runs": "rollout_yaml.cli.runs:runs",
     "db": "rollout_yaml.cli.db:db",
+    "diff": "rollout_yaml.cli.promote:diff",
+    "promote": "rollout_yaml.cli.promote:promote_command",
 }
 
 

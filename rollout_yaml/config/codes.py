@@ -315,6 +315,16 @@ _CODES = [
         "rollout-yaml validate --env stagin",
         "rollout-yaml validate --env staging",
     ),
+    Code(
+        "RY604",
+        "promotion changes an App's auth type",
+        "Reported by `promote` (and `promote --check`): the source environment's connector "
+        "authenticates differently from the one the target runs, so every credential the "
+        "target's consumers hold for that App (stored tokens included) stops fitting, and each "
+        "automation using one would break.",
+        "# connectors/slack.yaml in dev\nauth: { type: oauth2, ... }  # prod runs type: bearer",
+        "# keep slack's auth; add the new one as connectors/slack-v2.yaml, move consumers over",
+    ),
     # RY7xx: uniqueness
     Code(
         "RY701",

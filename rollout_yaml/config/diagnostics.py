@@ -101,11 +101,19 @@ def format_json(diagnostics: Sequence[Diagnostic]) -> str:
     )
 
 
+def _github_property(value: str) -> str:
+    """A workflow command property: `,` and `:` end it unless escaped (as @actions/core does)."""
+    for raw, escaped in (("%", "%25"), ("\r", "%0D"), ("\n", "%0A"), (":", "%3A"), (",", "%2C")):
+        value = value.replace(raw, escaped)
+    return value
+
+
 def format_github(diagnostics: Sequence[Diagnostic]) -> str:
     """GitHub Actions workflow commands: one annotation per diagnostic on the pull request."""
     out = []
     for d in diagnostics:
         message = f"[{d.code}] {d.message}" + (f" ({d.hint})" if d.hint else "")
         message = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-        out.append(f"::{d.severity.value} file={d.file},line={d.line},col={d.col}::{message}")
+        file = _github_property(d.file)
+        out.append(f"::{d.severity.value} file={file},line={d.line},col={d.col}::{message}")
     return "\n".join(out)

@@ -208,8 +208,13 @@ def load_environment(
     missing_secret: Severity = Severity.WARNING,
     environ: Mapping[str, str] | None = None,
     cache: FileCache | None = None,
+    definitions: Definitions | None = None,
 ) -> tuple[EnvironmentConfig | None, list[Diagnostic]]:
-    """Read one environment: settings, its definitions (live or frozen) and its consumers."""
+    """Read one environment: settings, its definitions (live or frozen) and its consumers.
+
+    `definitions` replaces what the environment runs: `promote` checks a target environment's
+    consumers against the source's connectors and blueprints before it writes anything.
+    """
     diagnostics: list[Diagnostic] = []
     env_dir = layout.env_dir(env)
     settings_path = env_dir / "environment.yaml"
@@ -255,13 +260,12 @@ def load_environment(
         _load_folder(env_dir / "consumers", Consumer, "consumer", layout, diagnostics, prepare)
         return None, diagnostics
 
-    if settings.release == "frozen":
-        release_dir = env_dir / "release"
-        diagnostics.extend(check_release(release_dir, layout))
-        definitions = load_definitions(release_dir, layout, cache)
-    else:
-        definitions = load_definitions(layout.root, layout, cache)
-    diagnostics.extend(definitions.diagnostics)
+    if definitions is None:  # else the caller's own, checked by the caller
+        root = env_dir / "release" if settings.release == "frozen" else layout.root
+        if settings.release == "frozen":
+            diagnostics.extend(check_release(root, layout))
+        definitions = load_definitions(root, layout, cache)
+        diagnostics.extend(definitions.diagnostics)
     consumers, consumer_files = _load_folder(
         env_dir / "consumers",
         Consumer,
@@ -325,6 +329,20 @@ def check_release(release_dir: Path, layout: Layout) -> list[Diagnostic]:
     listed = set(manifest.files)
     for relative, digest in sorted(manifest.files.items()):
         path = release_dir / relative
+        folder, _, name = relative.partition("/")
+        if folder not in ("connectors", "automations") or "/" in name or name in ("", ".", ".."):
+            diagnostics.append(
+                source.diagnostic(
+                    "RY602",
+                    f"release.yaml lists {relative}, which is not a connector or blueprint file "
+                    "of the release",
+                    ("files", relative),
+                    key=True,
+                    hint="a release holds only connectors/<app>.yaml and "
+                    "automations/<blueprint>.yaml; promote again to rewrite it",
+                )
+            )
+            continue
         if not path.is_file():
             diagnostics.append(
                 source.diagnostic(

@@ -9,13 +9,14 @@ import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import uvicorn
 
 from rollout_yaml.config.diagnostics import Diagnostic, Severity, format_text
 from rollout_yaml.config.project import Layout
 from rollout_yaml.daemon.logs import configure
-from rollout_yaml.daemon.watch import Watcher
+from rollout_yaml.daemon.watch import Watcher, watched_folders
 from rollout_yaml.engine.runtime import Runtime
 from rollout_yaml.expr.compiled import CompiledEnvironment
 from rollout_yaml.expr.compiler import load_and_compile
@@ -86,6 +87,7 @@ async def _run_forever(layout: Layout, options: RunOptions, runtime: Runtime) ->
     settings = runtime.config.current.settings
     host = options.host or settings.server.host
     port = options.port if options.port is not None else settings.server.port
+    runtime.listening = f"http://{host}:{port}"
     server = _Server(
         uvicorn.Config(
             create_app(runtime),
@@ -117,6 +119,7 @@ async def _run_forever(layout: Layout, options: RunOptions, runtime: Runtime) ->
             log.error("configuration not reloaded, the running one stays:\n%s", format_text(errors))
             return
         runtime.swap(compiled)
+        watcher.watch(folders(compiled))
         log.info(
             "configuration reloaded in %.0f ms (generation %d, %d automations)",
             (time.perf_counter() - started) * 1000,
@@ -125,10 +128,10 @@ async def _run_forever(layout: Layout, options: RunOptions, runtime: Runtime) ->
             extra={"generation": runtime.config.generation},
         )
 
-    watcher = Watcher(
-        [layout.root / "connectors", layout.root / "automations", layout.env_dir(options.env)],
-        reload,
-    )
+    def folders(env: CompiledEnvironment) -> list[Path]:
+        return watched_folders(layout.root, layout.env_dir(options.env), env.settings.release)
+
+    watcher = Watcher(folders(runtime.config.current), reload)
     await runtime.start()
     watcher.start()
     log.info(

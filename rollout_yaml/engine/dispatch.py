@@ -95,7 +95,8 @@ class Dispatcher:
                 self._known.discard(item.run_id)
             else:
                 if verdict.retry_in is not None and self._accepting:
-                    self._schedule_retry(item.next_attempt(), verdict.retry_in)
+                    again = item if verdict.same_attempt else item.next_attempt()
+                    self._schedule_retry(again, verdict.retry_in)
                 else:
                     self._known.discard(item.run_id)
             finally:

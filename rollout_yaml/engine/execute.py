@@ -3,6 +3,7 @@ read the answer, and record the attempt with the run's next state."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -23,6 +24,7 @@ from rollout_yaml.engine.work import WorkItem
 from rollout_yaml.expr.compiled import CompiledAutomation, CompiledEnvironment
 from rollout_yaml.expr.templates import RenderError
 from rollout_yaml.http.client import AppClients, SendError
+from rollout_yaml.http.rate_limit import quota_for
 from rollout_yaml.http.recording import request_record, response_record
 from rollout_yaml.http.request import RequestBuildError, app_context, build_request
 from rollout_yaml.http.response import error_message, interpret, parse_body
@@ -32,6 +34,10 @@ from rollout_yaml.store.records import Attempt, RunStatus, RunUpdate
 
 log = logging.getLogger("rollout_yaml.engine")
 
+# A send waits in its worker for a rate-limit slot at most this long; a later slot is kept for
+# the run, which goes back to the queue until then (the worker serves other Apps meanwhile).
+RATE_LIMIT_HOLD = 2.0
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
@@ -39,6 +45,7 @@ class Verdict:
 
     status: RunStatus
     retry_in: float | None = None
+    same_attempt: bool = False  # deferred before sending (rate limit): no attempt was used
 
 
 class _Failed(Exception):
@@ -166,6 +173,16 @@ class Executor:
             return await self._finish(
                 item, number, RunStatus.DRY_RUN, secrets, attempt=attempt, inputs=inputs
             )
+        quota = quota_for(
+            app.connector.rate_limit, app.key, automation.consumer, automation.action_credential
+        )
+        if quota is not None:
+            wait = self.clients.limiter.reserve(quota, ticket=item.run_id, hold=RATE_LIMIT_HOLD)
+            if wait > RATE_LIMIT_HOLD:
+                return await self._defer(item, wait, scrub(inputs, secrets))
+            if wait > 0:
+                await asyncio.sleep(wait)
+                started = time.time()
         max_bytes = env.settings.runtime.limits.max_response_bytes
         policy = action.retry
         try:
@@ -188,8 +205,9 @@ class Executor:
                 transport_error=exc.kind in ("timeout", "connection"),
                 retry_after=None,
             )
+            kind = "egress" if exc.kind == "egress" else "transport"
             return await self._after_failure(
-                item, number, secrets, attempt, inputs, str(exc), "transport", delay
+                item, number, secrets, attempt, inputs, str(exc), kind, delay
             )
         self.metrics.action_seconds.labels(app.key, action.key).observe(answer.elapsed_ms / 1000)
         body = parse_body(answer.body)
@@ -222,6 +240,28 @@ class Executor:
         return await self._after_failure(
             item, number, secrets, attempt, inputs, message, kind, delay
         )
+
+    async def _defer(self, item: WorkItem, wait: float, inputs: Any) -> Verdict:
+        """Put the run back until its rate-limit slot, leased to this process meanwhile (a
+        replica claims it only if this process dies)."""
+        now = time.time()
+        update = RunUpdate(
+            run_id=item.run_id,
+            status=RunStatus.RETRYING if item.attempts else RunStatus.QUEUED,
+            attempts=item.attempts,
+            updated_at=now,
+            next_attempt_at=now + wait,
+            input=inputs,
+            lease_owner=self.owner,
+            lease_expires_at=now + wait + self.lease,
+        )
+        await self.store.record(update, None)
+        log.debug(
+            "rate limit: sending in %.2fs",
+            wait,
+            extra={"consumer": item.consumer, "automation": item.automation, "run_id": item.run_id},
+        )
+        return Verdict(update.status, wait, same_attempt=True)
 
     async def _after_failure(
         self,

@@ -16,11 +16,13 @@ from rollout_yaml.engine.live_config import LiveConfig
 from rollout_yaml.engine.metrics import Metrics
 from rollout_yaml.engine.poller import Poller
 from rollout_yaml.engine.scheduler import Clock, Scheduler, utc_now
+from rollout_yaml.engine.subscriptions import Subscriptions
+from rollout_yaml.engine.webhooks import Delivery, DeliveryResult, WebhookReceiver, webhook_url
 from rollout_yaml.engine.work import WorkItem
 from rollout_yaml.expr.compiled import CompiledEnvironment
 from rollout_yaml.http.client import AppClients
 from rollout_yaml.store.base import Store
-from rollout_yaml.store.records import NewRun, Run, RunStatus, new_id
+from rollout_yaml.store.records import HookState, NewRun, Run, RunStatus, new_id
 
 
 def owner_id() -> str:
@@ -36,7 +38,7 @@ class Runtime:
         self.metrics = Metrics()
         self.owner = owner_id()
         self.lease = runtime.lease
-        self.clients = AppClients()
+        self.clients = AppClients(allow_private=self._allow_private)
         self.executor = Executor(
             self.config, store, self.clients, self.metrics, self.owner, self.lease
         )
@@ -61,8 +63,17 @@ class Runtime:
             lease=self.lease,
             clock=clock,
         )
+        self.webhooks = WebhookReceiver(
+            self.config, store, self.dispatcher, self.metrics, owner=self.owner, lease=self.lease
+        )
+        # where the daemon listens, for webhook URLs when `server.public_url` is not set
+        self.listening: str | None = None
+        self.subscriptions = Subscriptions(
+            self.config, store, self.clients, owner=self.owner, listening=lambda: self.listening
+        )
         self._scheduling: asyncio.Task[None] | None = None
         self._polling: asyncio.Task[None] | None = None
+        self._subscribing: asyncio.Task[None] | None = None
         self._ready = False
 
     async def start(self, *, claim: bool = True) -> None:
@@ -70,30 +81,51 @@ class Runtime:
         if claim:
             self._scheduling = asyncio.create_task(self.scheduler.run(), name="schedules")
             self._polling = asyncio.create_task(self.poller.run(), name="polls")
+            self._subscribing = asyncio.create_task(
+                self.subscriptions.run(), name="webhook-subscriptions"
+            )
         self.metrics.generation.set(self.config.generation)
         self._ready = True
 
     async def stop(self, grace: float | None = None) -> None:
         self._ready = False
-        if self._scheduling is not None:
-            self._scheduling.cancel()
-            await asyncio.gather(self._scheduling, return_exceptions=True)
-        if self._polling is not None:
-            self._polling.cancel()
-            await asyncio.gather(self._polling, return_exceptions=True)
+        for task in (self._scheduling, self._polling, self._subscribing):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self.poller.close()
+        if self._subscribing is not None:
+            await self.subscriptions.release()
         await self.dispatcher.drain(
             self.config.current.settings.runtime.grace_period if grace is None else grace
         )
         await self.store.release(self.owner)
         await self.clients.close()
 
+    def _allow_private(self) -> bool:
+        """Read at every send, so a reload that changes `runtime.egress` applies at once."""
+        return self.config.current.settings.runtime.egress.allow_private
+
     def ready(self) -> bool:
         return self._ready
 
     def swap(self, env: CompiledEnvironment) -> None:
+        previous = self.config.current
         self.config.swap(env)
         self.metrics.generation.set(self.config.generation)
+        self.subscriptions.changed(previous)
+
+    async def receive_webhook(self, delivery: Delivery) -> DeliveryResult:
+        return await self.webhooks.receive(delivery)
+
+    async def webhook_urls(self, consumer: str | None) -> dict[tuple[str, str], str]:
+        """The URL of each automation that has a live (active or disabled) webhook."""
+        base = self.subscriptions.base_url()
+        return {
+            (hook.consumer, hook.automation): webhook_url(base, hook)
+            for hook in await self.store.list_hooks(consumer)
+            if hook.state is not HookState.RETIRED
+        }
 
     async def push(
         self, consumer: str, events: Sequence[PushEvent], *, batch: bool = False

@@ -1,20 +1,36 @@
-"""Sends prepared requests with one pooled `httpx.AsyncClient` per App, enforcing timeouts and
-the response size limit."""
+"""Sends prepared requests with one pooled aiohttp session per App, enforcing timeouts, the
+response size limit, the egress policy and the connector's rate limit."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
 import httpx
+from aiohttp.abc import AbstractResolver
 from yarl import URL
 
+from rollout_yaml.http.egress import (
+    EgressDenied,
+    GuardedResolver,
+    check_address,
+    denial_in,
+    guarded_socket,
+    parse_ip,
+)
+from rollout_yaml.http.rate_limit import Quota, RateLimiter
 from rollout_yaml.http.request import PreparedRequest
 
 
+def _allow_all() -> bool:
+    return True
+
+
 class SendError(Exception):
-    """The request got no usable answer: `kind` is timeout, connection or too_large."""
+    """The request got no usable answer: `kind` is timeout, connection, too_large or egress
+    (refused by `runtime.egress`, never retried)."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -37,19 +53,48 @@ class AppClients:
     nothing and read no proxy settings from the environment. aiohttp rather than httpcore:
     httpcore's pool cost about 2 ms of CPU a request here, aiohttp's a fraction of it
     (benchmarks/README.md).
+
+    `allow_private` is asked at every send (the runtime passes the live configuration's
+    `runtime.egress.allow_private`). A pool belongs to one answer, so a connection opened while
+    private addresses were allowed is never reused after they no longer are. `resolver` replaces
+    aiohttp's DNS resolver (tests map names to chosen addresses); the egress filter wraps it.
     """
 
-    def __init__(self, *, max_connections: int = 32, verify: bool = True) -> None:
-        self._sessions: dict[str, aiohttp.ClientSession] = {}
+    def __init__(
+        self,
+        *,
+        max_connections: int = 32,
+        verify: bool = True,
+        allow_private: Callable[[], bool] = _allow_all,
+        resolver: AbstractResolver | None = None,
+    ) -> None:
+        self._sessions: dict[tuple[str, bool], aiohttp.ClientSession] = {}
         self._max_connections = max_connections
         self._verify = verify
+        self._allow_private = allow_private
+        self._resolver = resolver
+        self._resolvers: list[GuardedResolver] = []  # aiohttp closes only resolvers it made
+        self.limiter = RateLimiter()
 
-    def session(self, app: str) -> aiohttp.ClientSession:
-        found = self._sessions.get(app)
+    def session(self, app: str, allow_private: bool | None = None) -> aiohttp.ClientSession:
+        """The App's pool for one egress policy (by default the current one)."""
+        if allow_private is None:
+            allow_private = self._allow_private()
+        found = self._sessions.get((app, allow_private))
         if found is None:
             ssl_context = httpx.create_ssl_context(verify=self._verify, trust_env=False)
+
+            def policy() -> bool:
+                return allow_private
+
+            resolver = GuardedResolver(policy, self._resolver)
+            self._resolvers.append(resolver)
             connector = aiohttp.TCPConnector(
-                limit=self._max_connections, keepalive_timeout=30, ssl=ssl_context
+                limit=self._max_connections,
+                keepalive_timeout=30,
+                ssl=ssl_context,
+                resolver=resolver,
+                socket_factory=guarded_socket(policy),
             )
             found = aiohttp.ClientSession(
                 connector=connector,
@@ -57,22 +102,39 @@ class AppClients:
                 trust_env=False,
                 auto_decompress=False,
             )
-            self._sessions[app] = found
+            self._sessions[(app, allow_private)] = found
         return found
 
     async def close(self) -> None:
         for session in self._sessions.values():
             await session.close()
         self._sessions.clear()
+        for resolver in self._resolvers:
+            await resolver.close()
+        self._resolvers.clear()
 
-    async def send(self, app: str, request: PreparedRequest, max_bytes: int) -> HttpAnswer:
-        session = self.session(app)
+    async def send(
+        self, app: str, request: PreparedRequest, max_bytes: int, *, quota: Quota | None = None
+    ) -> HttpAnswer:
+        """Send `request` after waiting for a slot of `quota` (if given); the wait is not part
+        of the request's timeout nor of `elapsed_ms`."""
+        url = URL(request.full_url(), encoded=True)  # already encoded: send it as built
+        allow_private = self._allow_private()
+        if not allow_private:
+            host = url.raw_host or ""
+            try:
+                if parse_ip(host) is not None:  # a literal never reaches the resolver
+                    check_address(host)
+            except EgressDenied as refused:
+                raise SendError("egress", str(refused)) from refused
+        await self.limiter.acquire(quota)
+        session = self.session(app, allow_private)
         started = time.perf_counter()
         seconds = request.timeout
         try:
             async with session.request(
                 request.method,
-                URL(request.full_url(), encoded=True),  # already encoded: send it as built
+                url,
                 headers=request.headers,
                 data=request.content(),
                 allow_redirects=False,
@@ -87,7 +149,10 @@ class AppClients:
                 headers = {k.lower(): v for k, v in response.headers.items()}
         except TimeoutError as exc:
             raise SendError("timeout", f"timed out after {seconds:g}s") from exc
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, EgressDenied) as exc:
+            cause = denial_in(exc)
+            if cause is not None:
+                raise SendError("egress", str(cause)) from exc
             raise SendError("connection", f"{type(exc).__name__}: {exc}") from exc
         return HttpAnswer(
             status=status,

@@ -119,6 +119,11 @@ def join_url(base: str, path: str) -> str:
     base_parts = urlsplit(base)
     if base_parts.scheme not in ("http", "https") or not base_parts.netloc:
         raise RequestBuildError(f"base_url {base!r} is not an absolute http(s) URL")
+    if "@" in base_parts.netloc or base_parts.fragment:
+        # `https://api.example.com@127.0.0.1` names 127.0.0.1 (the part before `@` is a user
+        # name) and a `#` drops what follows; template values cannot add them (each `{{ }}` of
+        # a base_url is percent-encoded), an override or a literal could.
+        raise RequestBuildError(f"base_url {base!r} may not hold `@` (user info) or `#`")
     if "://" in path or path.startswith("//") or "\\" in path or "@" in path or _SCHEME.match(path):
         raise RequestBuildError(f"path {path!r} may not be a URL or contain `@` or `\\`")
     path_only = path.split("?", 1)[0]

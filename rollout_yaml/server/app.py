@@ -9,7 +9,8 @@ from pydantic.json_schema import models_json_schema
 
 from rollout_yaml import __version__
 from rollout_yaml.engine.runtime import Runtime
-from rollout_yaml.server import admin_api, compat_api, consumer_api, errors, health
+from rollout_yaml.server import admin_api, compat_api, consumer_api, errors, health, webhooks_api
+from rollout_yaml.server.fast_events import EventsFastLane
 from rollout_yaml.server.redaction import RedactMiddleware
 from rollout_yaml.server.schemas import REQUEST_MODELS
 
@@ -19,6 +20,7 @@ The API of one rollout-yaml environment.
 * `/v1`: the consumer API, `Authorization: Bearer <JWT>` (HS512, `sub` = consumerKey).
 * `/api`: Rollout-compatible aliases, same JWT.
 * `/admin/v1`: reads across consumers, `Authorization: Bearer <admin_token>`.
+* `/webhooks/{app}/{trigger}/{hookId}`: deliveries from other Apps, verified per connector.
 
 Every error is `{"error": {"code", "message", "details"}}`.
 """
@@ -37,6 +39,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(compat_api.router(runtime))
     app.include_router(admin_api.router(runtime))
     app.include_router(health.router(runtime))
+    app.include_router(webhooks_api.router(runtime))
+    app.add_middleware(EventsFastLane, runtime=runtime)
     app.add_middleware(RedactMiddleware, secrets=lambda: runtime.config.current.secret_values)
     _document_request_bodies(app)
     return app

@@ -44,7 +44,11 @@ def _no_constant(name: str) -> Any:
 
 
 async def read_json(request: Request, limit: int) -> Any:
-    raw = await read_limited(request, limit)
+    return decode_json(await read_limited(request, limit))
+
+
+def decode_json(raw: bytes) -> Any:
+    """A request body as JSON, or a 400 saying why not (NaN and Infinity are not JSON)."""
     if not raw.strip():
         raise ApiError(400, "invalid_json", "the request body is empty; send a JSON object")
     try:

@@ -34,9 +34,19 @@ def router(runtime: Runtime) -> APIRouter:
             [{"path": name, "message": "ok" if ok else "failing"} for name, ok in checks.items()],
         )
 
-    @api.get("/status", summary="Configuration generation, files, last reload error, poll groups")
+    @api.get(
+        "/status",
+        summary="Configuration generation, files, last reload error, webhook subscriptions, "
+        "poll groups",
+    )
     async def status() -> JSONResponse:
-        return JSONResponse({**runtime.config.status(), "polls": runtime.poller.status()})
+        return JSONResponse(
+            {
+                **runtime.config.status(),
+                "webhooks": await runtime.subscriptions.status(),
+                "polls": runtime.poller.status(),
+            }
+        )
 
     @api.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:

@@ -100,8 +100,9 @@ async def list_automations(
     if cursor:
         found = [a for a in found if automation_cursor(a) > cursor]
     page = found[:limit]
+    urls = await runtime.webhook_urls(consumer) if page else {}
     return {
-        "automations": [await _with_last_run(runtime, a) for a in page],
+        "automations": [await _with_last_run(runtime, a, urls) for a in page],
         "next_cursor": automation_cursor(page[-1]) if len(found) > limit and page else None,
     }
 
@@ -110,14 +111,17 @@ async def get_automation(runtime: Runtime, consumer: str, key: str) -> dict[str,
     automation = runtime.config.current.automations.get((consumer, key))
     if automation is None:
         raise not_found(f"automation `{key}`")
-    return await _with_last_run(runtime, automation)
+    return await _with_last_run(runtime, automation, await runtime.webhook_urls(consumer))
 
 
-async def _with_last_run(runtime: Runtime, automation: CompiledAutomation) -> dict[str, Any]:
+async def _with_last_run(
+    runtime: Runtime, automation: CompiledAutomation, urls: dict[tuple[str, str], str]
+) -> dict[str, Any]:
     latest = await runtime.store.list_runs(
         RunQuery(consumer=automation.consumer, automation=automation.key, limit=1)
     )
-    return automation_view(automation, latest[0] if latest else None)
+    url = urls.get((automation.consumer, automation.key))
+    return automation_view(automation, latest[0] if latest else None, url)
 
 
 def events_of(data: Any) -> tuple[list[EventIn], bool]:

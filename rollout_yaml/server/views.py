@@ -72,7 +72,9 @@ def last_run_view(run: Run | None) -> dict[str, Any] | None:
     }
 
 
-def automation_view(automation: CompiledAutomation, last_run: Run | None) -> dict[str, Any]:
+def automation_view(
+    automation: CompiledAutomation, last_run: Run | None, webhook_url: str | None = None
+) -> dict[str, Any]:
     return {
         "key": automation.key,
         "consumer": automation.consumer,
@@ -91,8 +93,8 @@ def automation_view(automation: CompiledAutomation, last_run: Run | None) -> dic
             "credential": automation.action_credential,
         },
         "last_run": last_run_view(last_run),
-        # Webhook subscriptions are not served yet; the URL comes with them.
-        "webhook_url": None,
+        # set for webhook triggers once the runner has made the automation's hookId
+        "webhook_url": webhook_url,
     }
 
 

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from rollout_yaml.store.records import (
     Attempt,
+    Hook,
     Ingested,
     NewEvent,
     NewRun,
@@ -76,3 +77,15 @@ class Store(Protocol):
         """Take or renew a named lease; False while another owner holds it unexpired."""
 
     async def release_lease(self, name: str, owner: str) -> None: ...
+
+    async def list_hooks(self, consumer: str | None = None) -> list[Hook]:
+        """Webhook rows (hookIds and their App subscriptions), of one consumer or all."""
+
+    async def get_hook(self, hook_id: str) -> Hook | None: ...
+
+    async def insert_hook(self, hook: Hook) -> None: ...
+
+    async def update_hook(self, hook_id: str, values: dict[str, Any]) -> None:
+        """Set the given columns of one webhook row."""
+
+    async def delete_hook(self, hook_id: str) -> None: ...

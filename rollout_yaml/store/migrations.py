@@ -6,7 +6,7 @@ A released migration is never edited; a schema change is a new entry at the end.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
 
@@ -31,9 +31,14 @@ def _v2_poll_seen(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, tables=[schema.poll_seen])
 
 
+def _v3_webhooks(conn: sa.Connection) -> None:
+    schema.metadata.create_all(conn, tables=[schema.webhooks])
+
+
 MIGRATIONS: list[Migration] = [
     (1, "events, runs, attempts, poll state, credentials, leases", _v1_initial),
     (2, "poll_seen: item ids each poll group has seen", _v2_poll_seen),
+    (3, "webhooks: hookIds and App subscriptions", _v3_webhooks),
 ]
 LATEST = MIGRATIONS[-1][0]
 
@@ -44,12 +49,22 @@ def current_version(conn: sa.Connection) -> int:
     return int(found or 0)
 
 
-def apply_migrations(conn: sa.Connection) -> list[int]:
-    """Apply every migration newer than the database; return the versions applied."""
+def applied_versions(conn: sa.Connection) -> set[int]:
+    schema.metadata.create_all(conn, tables=[schema.schema_version])
+    return set(conn.execute(sa.select(schema.schema_version.c.version)).scalars())
+
+
+def apply_migrations(
+    conn: sa.Connection, migrations: Sequence[Migration] = MIGRATIONS
+) -> list[int]:
+    """Apply every migration the database has not recorded yet, in number order; return the
+    versions applied. Numbers are checked one by one rather than against the highest, so a
+    migration merged after a higher-numbered one (branches developed side by side) still
+    runs on a database that already has the higher one."""
     applied = []
-    version = current_version(conn)
-    for number, _title, step in MIGRATIONS:
-        if number <= version:
+    done = applied_versions(conn)
+    for number, _title, step in sorted(migrations, key=lambda m: m[0]):
+        if number in done:
             continue
         step(conn)
         conn.execute(

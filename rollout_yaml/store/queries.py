@@ -15,6 +15,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from rollout_yaml.store.records import (
     Attempt,
     EventRecord,
+    Hook,
+    HookState,
     Ingested,
     NewEvent,
     NewRun,
@@ -23,7 +25,15 @@ from rollout_yaml.store.records import (
     RunStatus,
     RunUpdate,
 )
-from rollout_yaml.store.schema import attempts, events, leases, poll_seen, poll_state, runs
+from rollout_yaml.store.schema import (
+    attempts,
+    events,
+    leases,
+    poll_seen,
+    poll_state,
+    runs,
+    webhooks,
+)
 
 
 def _insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table) -> Any:
@@ -362,3 +372,37 @@ def acquire_lease(conn: sa.Connection, name: str, owner: str, now: float, ttl: f
 
 def release_lease(conn: sa.Connection, name: str, owner: str) -> None:
     conn.execute(sa.delete(leases).where(leases.c.name == name, leases.c.owner == owner))
+
+
+def _hook(row: Any) -> Hook:
+    values = dict(row)
+    values["state"] = HookState(values["state"])
+    return Hook(**values)
+
+
+def list_hooks(conn: sa.Connection, consumer: str | None) -> list[Hook]:
+    """Every webhook row (of one consumer, or all), oldest first."""
+    query = sa.select(webhooks).order_by(webhooks.c.created_at, webhooks.c.id)
+    if consumer is not None:
+        query = query.where(webhooks.c.consumer == consumer)
+    return [_hook(row) for row in conn.execute(query).mappings()]
+
+
+def get_hook(conn: sa.Connection, hook_id: str) -> Hook | None:
+    row = conn.execute(sa.select(webhooks).where(webhooks.c.id == hook_id)).mappings().first()
+    return None if row is None else _hook(row)
+
+
+def insert_hook(conn: sa.Connection, hook: Hook) -> None:
+    row = _row(hook)
+    row["state"] = str(hook.state)
+    conn.execute(sa.insert(webhooks).values(row))
+
+
+def update_hook(conn: sa.Connection, hook_id: str, values: dict[str, Any]) -> None:
+    changes = {k: str(v) if isinstance(v, HookState) else v for k, v in values.items()}
+    conn.execute(sa.update(webhooks).where(webhooks.c.id == hook_id).values(changes))
+
+
+def delete_hook(conn: sa.Connection, hook_id: str) -> None:
+    conn.execute(sa.delete(webhooks).where(webhooks.c.id == hook_id))

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from rollout_yaml.store import queries
 from rollout_yaml.store.records import (
     Attempt,
+    Hook,
     Ingested,
     NewEvent,
     NewRun,
@@ -83,3 +84,18 @@ class QueryStore:
 
     async def release_lease(self, name: str, owner: str) -> None:
         await self._write(queries.release_lease, name, owner)
+
+    async def list_hooks(self, consumer: str | None = None) -> list[Hook]:
+        return await self._read(queries.list_hooks, consumer)
+
+    async def get_hook(self, hook_id: str) -> Hook | None:
+        return await self._read(queries.get_hook, hook_id)
+
+    async def insert_hook(self, hook: Hook) -> None:
+        await self._write(queries.insert_hook, hook)
+
+    async def update_hook(self, hook_id: str, values: dict[str, Any]) -> None:
+        await self._write(queries.update_hook, hook_id, values)
+
+    async def delete_hook(self, hook_id: str) -> None:
+        await self._write(queries.delete_hook, hook_id)

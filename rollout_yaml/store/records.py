@@ -124,3 +124,35 @@ class RunQuery:
     since: float | None = None
     before_id: str | None = None
     limit: int = 50
+
+
+class HookState(StrEnum):
+    ACTIVE = "active"  # receives deliveries; subscribed at the App when it declares `subscribe`
+    DISABLED = "disabled"  # its automation is disabled: no deliveries, no subscription
+    RETIRED = "retired"  # gone or changed: kept until its App subscription is removed
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    """One webhook URL (`id` is the hookId) of one automation, and its App subscription.
+
+    `credential` and `input` are what the subscription was made with, so that it can be
+    removed after the automation changed or disappeared from the configuration.
+    """
+
+    id: str
+    consumer: str
+    automation: str
+    app: str
+    trigger: str
+    credential: str | None
+    input: Any
+    fingerprint: str
+    state: HookState
+    subscription: dict[str, Any] | None
+    subscribed_url: str | None
+    attempts: int
+    next_attempt_at: float | None
+    last_error: str | None
+    created_at: float
+    updated_at: float

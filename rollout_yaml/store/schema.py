@@ -107,3 +107,28 @@ leases = sa.Table(
     sa.Column("owner", sa.String(80), nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
 )
+
+# One row per webhook URL (`hookId`). An automation has at most one live row (state `active`
+# or `disabled`); a row whose automation was removed or whose trigger, credential or
+# inputParams changed is `retired` and kept only until its App subscription is removed.
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("consumer", sa.String(200), nullable=False),
+    sa.Column("automation", sa.String(100), nullable=False),
+    sa.Column("app", sa.String(100), nullable=False),
+    sa.Column("trigger", sa.String(100), nullable=False),
+    sa.Column("credential", sa.String(100)),
+    sa.Column("input", sa.JSON),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("subscription", sa.JSON),
+    sa.Column("subscribed_url", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", sa.Float),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+sa.Index("ix_webhooks_automation", webhooks.c.consumer, webhooks.c.automation)

@@ -49,6 +49,10 @@ class Limits(Model):
 
 
 class Egress(Model):
+    """`allow_private: false` refuses requests to loopback, private, link-local (cloud
+    metadata), CGNAT, multicast and reserved addresses, however the host is spelled and
+    whatever a DNS name resolves to; the run fails with error kind `egress`."""
+
     allow_private: bool = True
 
 

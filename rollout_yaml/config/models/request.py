@@ -102,5 +102,14 @@ Paginate = Annotated[
 
 
 class RateLimit(Model):
+    """At most `requests` sends in any window of `per`, counted per credential (and per runner
+    process); a send over the limit waits for a slot, it does not fail."""
+
     requests: Annotated[int, Field(ge=1)]
     per: Duration
+
+    @model_validator(mode="after")
+    def _positive_window(self) -> RateLimit:
+        if self.per <= 0:
+            raise PydanticCustomError("RY104", "rate_limit `per` must be longer than 0s", {})
+        return self
