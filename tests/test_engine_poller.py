@@ -452,3 +452,32 @@ def test_seen_ids_are_pruned_to_the_newest_per_group(tmp_path: Path) -> None:
             await store.close()
 
     asyncio.run(scenario())
+
+
+def test_poll_pages_draw_from_the_credentials_rate_limit(
+    tmp_path: Path, sink: AppServer, shop: ListServer
+) -> None:
+    project = project_with(
+        tmp_path, shop, {"items": trigger("cursor")}, {"items-to-sink": automation("items")}
+    )
+    connector = project / "connectors" / "shop.yaml"
+    connector.write_text(
+        connector.read_text().replace(
+            '"triggers": {', '"rate_limit": {"requests": 1, "per": "1s"},\n  "triggers": {'
+        )
+    )
+
+    async def scenario() -> None:
+        store = SQLiteStore(tmp_path / "state.db")
+        await store.open()
+        runtime = await started(project, sink, store, Clock())
+        try:
+            await runtime.poller.poll_due()
+            assert len(shop.requests) == 3
+            # one page a second: the third page waits two slots (less the first's connect time)
+            assert shop.requests[2].at - shop.requests[0].at >= 1.5
+        finally:
+            await runtime.stop(grace=5)
+            await store.close()
+
+    asyncio.run(scenario())

@@ -23,6 +23,7 @@ from rollout_yaml.expr.compiled import (
 )
 from rollout_yaml.http.client import AppClients, SendError
 from rollout_yaml.http.pagination import PaginationError, Paginator
+from rollout_yaml.http.rate_limit import quota_for
 from rollout_yaml.http.request import (
     PreparedRequest,
     RequestBuildError,
@@ -155,7 +156,7 @@ def item_key(value: Any) -> str | None:
 
 
 class PollFailed(Exception):
-    """A poll that cannot go on: `kind` is credential, request, transport, app_error,
+    """A poll that cannot go on: `kind` is credential, request, transport, egress, app_error,
     response, pagination, expression or lease. Its message may hold secrets until redacted."""
 
     def __init__(self, kind: str, message: str, status: int | None = None) -> None:
@@ -236,13 +237,18 @@ class PollFetch:
         request: PreparedRequest | None
         request, pager = self._first()
         max_bytes = self.env.settings.runtime.limits.max_response_bytes
+        # every page draws from the credential's quota, as an action's request does
+        quota = quota_for(
+            self.app.connector.rate_limit, self.app.key, self.group.consumer, self.group.credential
+        )
         number = 0
         while request is not None:
             number += 1
             try:
-                answer = await self.clients.send(self.app.key, request, max_bytes)
+                answer = await self.clients.send(self.app.key, request, max_bytes, quota=quota)
             except SendError as exc:
-                raise PollFailed("transport", f"page {number}: {exc}") from exc
+                kind = "egress" if exc.kind == "egress" else "transport"
+                raise PollFailed(kind, f"page {number}: {exc}") from exc
             body = parse_body(answer.body)
             if not 200 <= answer.status < 300:
                 message = error_message(self.app, None, answer.status, body)
