@@ -133,6 +133,8 @@ class Provider:
     grants: Counter[str] = field(default_factory=Counter)
     token_requests: list[dict[str, Any]] = field(default_factory=list)
     api_calls: list[ApiCall] = field(default_factory=list)
+    listed: list[str] = field(default_factory=list)
+    """The token of each `GET /api/contacts` (a poll's page) that got through."""
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def __post_init__(self) -> None:
@@ -293,6 +295,16 @@ class Provider:
                     {"form": dict(request.form), "authorization": request.authorization}
                 )
             return server.create_token_response()
+
+        @app.get("/api/contacts")
+        @protect()
+        def list_contacts() -> Any:
+            token = request.headers["Authorization"].split(" ", 1)[1]
+            with provider.lock:
+                provider.listed.append(token)
+                made = [call.body or {} for call in provider.api_calls]
+            contacts = [{"id": f"c{i + 1}", "email": b.get("email")} for i, b in enumerate(made)]
+            return jsonify({"results": contacts})
 
         @app.post("/api/contacts")
         @protect()

@@ -245,6 +245,42 @@ def test_a_401_refreshes_once_and_sends_again(
     assert provider.api_calls and all(call.token == fresh for call in provider.api_calls)
 
 
+def test_a_poll_uses_the_stored_token_and_refreshes_it_once_on_a_401(
+    daemon: Daemon, provider: Provider, sink: AppServer, project: Path
+) -> None:
+    connect(daemon, sink)
+    with daemon.client("acme") as client:
+        saved = client.post(
+            "/v1/credentials",
+            json={"key": "vault", "values": {"account": "acct-7", "api_key": VAULT_KEY}},
+        )
+        assert saved.status_code < 300, saved.text
+    push(daemon, "signup", ["a@example.com", "b@example.com"])
+    runs_of(daemon, "signups-to-crm", 2)
+    provider.revoke_access_tokens()  # the stored expiry says fresh; the App says no
+
+    consumer = project / "environments" / "test" / "consumers" / "acme.yaml"
+    consumer.write_text(
+        consumer.read_text()
+        + "  contacts-to-vault:\n"
+        + "    trigger: { app: crm, trigger: contact-created, credential: crm }\n"
+        + "    action: { app: vault, action: store-signup, credential: vault,"
+        + ' input: { email: "{{ payload.email }}" } }\n'
+    )
+    runs = runs_of(daemon, "contacts-to-vault", 2)
+
+    assert [r["status"] for r in runs] == ["succeeded"] * 2
+    assert sorted(r["event"]["payload"]["email"] for r in runs) == [
+        "a@example.com",
+        "b@example.com",
+    ]
+    stored = [r.path for r in sink.requests if r.path.startswith("/accounts/")]
+    assert stored == ["/accounts/acct-7/signups"] * 2
+    assert provider.grants["refresh_token"] == 1
+    (fresh,) = provider.live_access_tokens()
+    assert provider.listed and set(provider.listed) == {fresh}  # refused pages are not listed
+
+
 def test_a_refused_refresh_marks_the_credential_needs_reauth(
     daemon: Daemon, provider: Provider, sink: AppServer
 ) -> None:

@@ -14,6 +14,7 @@ COMMANDS: dict[str, str] = {
     "validate": "rollout_yaml.cli.validate:validate",
     "test": "rollout_yaml.cli.run_tests:test",
     "render": "rollout_yaml.cli.render:render",
+    "poll": "rollout_yaml.cli.poll:poll",
     "schema": "rollout_yaml.cli.schema:schema",
     "init": "rollout_yaml.cli.init:init",
     "run": "rollout_yaml.cli.run:run",

@@ -90,6 +90,24 @@ def secret_values(app: CompiledApp, values: Mapping[str, Any]) -> frozenset[str]
     return frozenset(str(v) for k, v in values.items() if k in fields and v)
 
 
+def configured_values(env: CompiledEnvironment, consumer: str, key: str | None) -> dict[str, Any]:
+    """A credential's values as the consumer file gives them, without the database (the
+    `poll` command while a daemon holds it); `{}` when no credential is named."""
+    if key is None:
+        return {}
+    credential = env.consumers[consumer].credentials[key]
+    if credential.values is None:
+        raise CredentialUnavailable(f"credential `{key}` is stored but has not been connected yet")
+    return dict(credential.values)
+
+
+def secrets_with(env: CompiledEnvironment, extra: frozenset[str]) -> frozenset[str]:
+    """The environment's secret set, reused as is (its redaction pattern is compiled once)
+    unless the credential adds values the configuration does not hold."""
+    added = extra - env.secret_values
+    return env.secret_values | added if added else env.secret_values
+
+
 def oauth_client(target: Declared, values: Mapping[str, Any]) -> oauth2.Client:
     """The OAuth client: the credential's own `client_id`/`client_secret` if it has them,
     else the environment's `apps.<app>.oauth`."""

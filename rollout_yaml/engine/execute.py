@@ -11,7 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollout_yaml.config.secrets import redact
-from rollout_yaml.engine.credentials import Credentials, CredentialUnavailable, secret_values
+from rollout_yaml.engine.credentials import (
+    Credentials,
+    CredentialUnavailable,
+    secret_values,
+    secrets_with,
+)
 from rollout_yaml.engine.live_config import LiveConfig
 from rollout_yaml.engine.mapping import automation_context, render_action_input
 from rollout_yaml.engine.metrics import Metrics
@@ -101,8 +106,7 @@ class Executor:
             )
         # The environment's set is reused as is (its redaction pattern is compiled once);
         # a credential's secrets are added only when the configuration does not hold them.
-        extra = self._credential_secrets(env, automation) - env.secret_values
-        secrets = env.secret_values | extra if extra else env.secret_values
+        secrets = secrets_with(env, self._credential_secrets(env, automation))
         try:
             return await self._attempt(env, automation, item, attempt_number, secrets)
         except _Failed as failed:

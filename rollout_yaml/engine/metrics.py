@@ -33,6 +33,23 @@ class Metrics:
         self.generation = Gauge(
             "rollout_config_generation", "Active configuration generation", registry=self.registry
         )
+        self.polls = Counter(
+            "rollout_polls",
+            "Polls of poll groups, by outcome (ok, failed)",
+            ["app", "trigger", "outcome"],
+            registry=self.registry,
+        )
+        self.polls_failing = Gauge(
+            "rollout_poll_groups_failing",
+            "Poll groups whose last poll failed",
+            registry=self.registry,
+        )
+        self.poll_lag = Gauge(
+            "rollout_poll_lag_seconds",
+            "How long after it was due the latest poll of a trigger started",
+            ["app", "trigger"],
+            registry=self.registry,
+        )
         self.reload_failures = Counter(
             "rollout_reload_failures", "Rejected configurations", registry=self.registry
         )

@@ -16,6 +16,7 @@ from rollout_yaml.engine.execute import Executor
 from rollout_yaml.engine.intake import PushEvent, PushResult, prepare_push
 from rollout_yaml.engine.live_config import LiveConfig
 from rollout_yaml.engine.metrics import Metrics
+from rollout_yaml.engine.poller import Poller
 from rollout_yaml.engine.scheduler import Clock, Scheduler, utc_now
 from rollout_yaml.engine.subscriptions import Subscriptions
 from rollout_yaml.engine.webhooks import Delivery, DeliveryResult, WebhookReceiver, webhook_url
@@ -62,6 +63,17 @@ class Runtime:
         self.scheduler = Scheduler(
             self.config, store, self.dispatcher, owner=self.owner, lease=self.lease, clock=clock
         )
+        self.poller = Poller(
+            self.config,
+            store,
+            self.clients,
+            self.metrics,
+            self.dispatcher,
+            owner=self.owner,
+            lease=self.lease,
+            credentials=self.credentials,
+            clock=clock,
+        )
         self.webhooks = WebhookReceiver(
             self.config,
             store,
@@ -82,6 +94,7 @@ class Runtime:
             credentials=self.credentials,
         )
         self._scheduling: asyncio.Task[None] | None = None
+        self._polling: asyncio.Task[None] | None = None
         self._subscribing: asyncio.Task[None] | None = None
         self._ready = False
 
@@ -89,6 +102,7 @@ class Runtime:
         await self.dispatcher.start(claim=claim)
         if claim:
             self._scheduling = asyncio.create_task(self.scheduler.run(), name="schedules")
+            self._polling = asyncio.create_task(self.poller.run(), name="polls")
             self._subscribing = asyncio.create_task(
                 self.subscriptions.run(), name="webhook-subscriptions"
             )
@@ -97,10 +111,11 @@ class Runtime:
 
     async def stop(self, grace: float | None = None) -> None:
         self._ready = False
-        for task in (self._scheduling, self._subscribing):
+        for task in (self._scheduling, self._polling, self._subscribing):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+        await self.poller.close()
         if self._subscribing is not None:
             await self.subscriptions.release()
         await self.dispatcher.drain(
@@ -181,7 +196,9 @@ class Runtime:
         return await self.store.get_run(replay_id)
 
     async def drain_queue(self, timeout: float) -> bool:
-        """For `--once`: claim and execute until nothing is due; True if all finished."""
+        """For `--once`: poll the due poll groups and fire due schedules once, then claim and
+        execute until nothing is due; True if all finished."""
+        await self.poller.poll_due()
         await self.scheduler.fire_due()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -48,7 +48,11 @@ class PreparedRequest:
         return None
 
     def full_url(self) -> str:
-        return self.url + ("?" + urlencode(self.query) if self.query else "")
+        """`url` with `query` appended (a next-page URL may already carry a query of its own,
+        which is kept byte for byte)."""
+        if not self.query:
+            return self.url
+        return self.url + ("&" if "?" in self.url else "?") + urlencode(self.query)
 
 
 def _form_pairs(form: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:

@@ -36,11 +36,16 @@ def router(runtime: Runtime) -> APIRouter:
 
     @api.get(
         "/status",
-        summary="Configuration generation, files, last reload error, webhook subscriptions",
+        summary="Configuration generation, files, last reload error, webhook subscriptions, "
+        "poll groups",
     )
     async def status() -> JSONResponse:
         return JSONResponse(
-            {**runtime.config.status(), "webhooks": await runtime.subscriptions.status()}
+            {
+                **runtime.config.status(),
+                "webhooks": await runtime.subscriptions.status(),
+                "polls": runtime.poller.status(),
+            }
         )
 
     @api.get("/metrics", summary="Prometheus metrics", response_class=Response)

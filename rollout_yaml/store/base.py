@@ -58,6 +58,23 @@ class Store(Protocol):
     async def save_state(self, key: str, state: Any) -> None:
         """Store a trigger's state; callers save it only after the events it covers."""
 
+    async def seen_ids(self, poll: str, ids: Sequence[str]) -> set[str]:
+        """Which of `ids` the poll group `poll` has already seen."""
+
+    async def record_polled(
+        self,
+        batch: Sequence[tuple[NewEvent, Sequence[NewRun]]],
+        poll: str,
+        ids: Sequence[str],
+        now: float,
+    ) -> list[Ingested]:
+        """Store one poll page's events and runs (like `ingest`) and mark its item ids seen by
+        `poll`, in one transaction; returns after the commit."""
+
+    async def save_poll_state(self, key: str, state: Any, poll: str, keep: int) -> int:
+        """Save a poll group's state (after its events are committed) and prune its seen ids
+        to the newest `keep`; return how many were pruned."""
+
     async def acquire_lease(self, name: str, owner: str, now: float, ttl: float) -> bool:
         """Take or renew a named lease; False while another owner holds it unexpired."""
 

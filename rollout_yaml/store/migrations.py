@@ -27,6 +27,10 @@ def _v1_initial(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, tables=tables)
 
 
+def _v2_poll_seen(conn: sa.Connection) -> None:
+    schema.metadata.create_all(conn, tables=[schema.poll_seen])
+
+
 def _v3_webhooks(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, tables=[schema.webhooks])
 
@@ -55,6 +59,7 @@ def _v4_credentials_oauth(conn: sa.Connection) -> None:
 
 MIGRATIONS: list[Migration] = [
     (1, "events, runs, attempts, poll state, credentials, leases", _v1_initial),
+    (2, "poll_seen: item ids each poll group has seen", _v2_poll_seen),
     (3, "webhooks: hookIds and App subscriptions", _v3_webhooks),
     (
         4,

@@ -33,6 +33,7 @@ from rollout_yaml.store.schema import (
     events,
     leases,
     oauth_states,
+    poll_seen,
     poll_state,
     runs,
     webhooks,
@@ -168,6 +169,9 @@ def claim_runs(conn: sa.Connection, owner: str, now: float, lease: float, limit:
 
 
 def release_all(conn: sa.Connection) -> int:
+    """Give up every lease, of runs and named ones (a process that owns the database alone
+    knows their owners are gone); return how many runs were leased."""
+    conn.execute(sa.delete(leases))
     result = conn.execute(
         sa.update(runs)
         .where(runs.c.lease_owner.is_not(None))
@@ -296,6 +300,60 @@ def save_state(conn: sa.Connection, key: str, state: Any) -> None:
             index_elements=[poll_state.c.key], set_={"cursor": insert.excluded.cursor}
         )
     )
+
+
+def seen_ids(conn: sa.Connection, poll: str, ids: Sequence[str]) -> set[str]:
+    """Which of `ids` the poll group `poll` has already seen."""
+    found: set[str] = set()
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), 500):  # bounded IN lists
+        chunk = unique[start : start + 500]
+        found.update(
+            conn.execute(
+                sa.select(poll_seen.c.item_id).where(
+                    poll_seen.c.poll == poll, poll_seen.c.item_id.in_(chunk)
+                )
+            ).scalars()
+        )
+    return found
+
+
+def record_polled(
+    conn: sa.Connection,
+    batch: Sequence[tuple[NewEvent, Sequence[NewRun]]],
+    poll: str,
+    ids: Sequence[str],
+    now: float,
+) -> list[Ingested]:
+    """One page of a poll in one transaction: its new events with their runs, and its item ids
+    marked seen (an id already marked keeps its first time)."""
+    ingested = ingest(conn, batch)
+    if ids:
+        rows = [{"poll": poll, "item_id": item, "seen_at": now} for item in dict.fromkeys(ids)]
+        conn.execute(_insert_ignoring_duplicates(conn, poll_seen), rows)
+    return ingested
+
+
+def save_poll_state(conn: sa.Connection, key: str, state: Any, poll: str, keep: int) -> int:
+    """Store a poll group's state (its cursor) and prune its seen ids to the newest `keep`
+    (ties at the boundary are kept); return how many ids were pruned."""
+    save_state(conn, key, state)
+    count = conn.execute(
+        sa.select(sa.func.count()).select_from(poll_seen).where(poll_seen.c.poll == poll)
+    ).scalar_one()
+    if count <= keep:
+        return 0
+    boundary = conn.execute(
+        sa.select(poll_seen.c.seen_at)
+        .where(poll_seen.c.poll == poll)
+        .order_by(poll_seen.c.seen_at.desc())
+        .offset(keep - 1)
+        .limit(1)
+    ).scalar_one()
+    result = conn.execute(
+        sa.delete(poll_seen).where(poll_seen.c.poll == poll, poll_seen.c.seen_at < boundary)
+    )
+    return int(result.rowcount or 0)
 
 
 def count_by_status(conn: sa.Connection) -> dict[str, int]:

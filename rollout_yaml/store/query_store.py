@@ -66,6 +66,21 @@ class QueryStore:
     async def save_state(self, key: str, state: Any) -> None:
         await self._write(queries.save_state, key, state)
 
+    async def seen_ids(self, poll: str, ids: Sequence[str]) -> set[str]:
+        return await self._read(queries.seen_ids, poll, ids)
+
+    async def record_polled(
+        self,
+        batch: Sequence[tuple[NewEvent, Sequence[NewRun]]],
+        poll: str,
+        ids: Sequence[str],
+        now: float,
+    ) -> list[Ingested]:
+        return await self._write(queries.record_polled, batch, poll, ids, now)
+
+    async def save_poll_state(self, key: str, state: Any, poll: str, keep: int) -> int:
+        return await self._write(queries.save_poll_state, key, state, poll, keep)
+
     async def acquire_lease(self, name: str, owner: str, now: float, ttl: float) -> bool:
         return await self._write(queries.acquire_lease, name, owner, now, ttl)
 

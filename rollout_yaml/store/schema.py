@@ -77,6 +77,18 @@ poll_state = sa.Table(
     sa.Column("next_poll_at", sa.Float),
 )
 
+# Item ids a poll group has already seen (migration 2): a row per (group, item), so checking a
+# page of ids is an index lookup however many thousands are kept. Pruned per group to the
+# newest `max(10_000, items of the last poll)` after each successful poll.
+poll_seen = sa.Table(
+    "poll_seen",
+    metadata,
+    sa.Column("poll", sa.String(200), primary_key=True),
+    sa.Column("item_id", sa.String(250), primary_key=True),
+    sa.Column("seen_at", sa.Float, nullable=False),
+)
+sa.Index("ix_poll_seen_age", poll_seen.c.poll, poll_seen.c.seen_at)
+
 credentials = sa.Table(
     "credentials",
     metadata,
