@@ -14,6 +14,7 @@ from rollout_yaml.engine.execute import Executor
 from rollout_yaml.engine.intake import PushEvent, PushResult, prepare_push
 from rollout_yaml.engine.live_config import LiveConfig
 from rollout_yaml.engine.metrics import Metrics
+from rollout_yaml.engine.retention import Pruner
 from rollout_yaml.engine.scheduler import Clock, Scheduler, utc_now
 from rollout_yaml.engine.work import WorkItem
 from rollout_yaml.expr.compiled import CompiledEnvironment
@@ -50,25 +51,31 @@ class Runtime:
         self.scheduler = Scheduler(
             self.config, store, self.dispatcher, owner=self.owner, lease=self.lease, clock=clock
         )
-        self._scheduling: asyncio.Task[None] | None = None
+        self.pruner = Pruner(self.config, store, owner=self.owner)
+        self._background: list[asyncio.Task[None]] = []
         self._ready = False
 
     async def start(self, *, claim: bool = True) -> None:
         await self.dispatcher.start(claim=claim)
         if claim:
-            self._scheduling = asyncio.create_task(self.scheduler.run(), name="schedules")
+            self._background = [
+                asyncio.create_task(self.scheduler.run(), name="schedules"),
+                asyncio.create_task(self.pruner.run(), name="retention"),
+            ]
         self.metrics.generation.set(self.config.generation)
         self._ready = True
 
     async def stop(self, grace: float | None = None) -> None:
         self._ready = False
-        if self._scheduling is not None:
-            self._scheduling.cancel()
-            await asyncio.gather(self._scheduling, return_exceptions=True)
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._background = []
         await self.dispatcher.drain(
             self.config.current.settings.runtime.grace_period if grace is None else grace
         )
         await self.store.release(self.owner)
+        await self.scheduler.release()
         await self.clients.close()
 
     def ready(self) -> bool:
