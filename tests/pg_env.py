@@ -66,3 +66,16 @@ def fresh_database() -> Iterator[str]:
         yield _dsn(str(make_url(SERVER_URL).set(database=name)))
     finally:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def fetch(url: str, sql: str) -> list[tuple[object, ...]]:
+    """Rows of one query, read straight from the database (what an operator would check)."""
+
+    async def go() -> list[tuple[object, ...]]:
+        conn = await asyncpg.connect(url, timeout=5)
+        try:
+            return [tuple(row) for row in await conn.fetch(sql)]
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
