@@ -16,6 +16,11 @@ from rollout_yaml.store.records import (
 )
 
 
+class DatabaseUnavailable(RuntimeError):
+    """The database server cannot be reached or refused the connection (the message names
+    the database without its password)."""
+
+
 class Store(Protocol):
     async def open(self) -> list[int]:
         """Connect and apply migrations; return the migration versions applied."""

@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from rollout_yaml.store import queries
+from rollout_yaml.store.base import DatabaseUnavailable
 from rollout_yaml.store.migrations import apply_migrations
 from rollout_yaml.store.query_store import QueryStore
 
@@ -38,10 +39,6 @@ MAX_BATCH = 500
 WRITERS = 4  # transactions in flight at once; each carries whatever queued behind the others
 RETRIES = 3  # a deadlock or serialization failure is retried this many times
 _RETRYABLE = {"40001", "40P01"}
-
-
-class DatabaseUnavailable(RuntimeError):
-    """The PostgreSQL server cannot be reached or refused the connection."""
 
 
 def async_url(database: str) -> URL:
