@@ -36,7 +36,7 @@ log = logging.getLogger("rollout_yaml.store")
 # and the second finds nothing left to do. (The bytes of "rollout-" as a bigint.)
 MIGRATION_LOCK = 0x726F6C6C6F75742D
 MAX_BATCH = 500
-WRITERS = 4  # transactions in flight at once; each carries whatever queued behind the others
+WRITERS = 2  # transactions in flight at once; each carries whatever queued behind the others
 RETRIES = 3  # a deadlock or serialization failure is retried this many times
 _RETRYABLE = {"40001", "40P01"}
 
@@ -71,6 +71,7 @@ class PostgresStore(QueryStore):
         self._engine: AsyncEngine | None = None
         self._pending: list[_Op] = []
         self._writers: set[asyncio.Task[None]] = set()
+        self._active = 0  # writer loops running; counted down the moment one finds no work
 
     @property
     def safe_url(self) -> str:
@@ -112,18 +113,24 @@ class PostgresStore(QueryStore):
     def _write(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._pending.append(_Op(fn, args, future))
-        if len(self._writers) < WRITERS:
+        if self._active < WRITERS:
+            self._active += 1
             task = asyncio.create_task(self._write_loop())
             self._writers.add(task)
             task.add_done_callback(self._writers.discard)
         return future
 
     async def _write_loop(self) -> None:
-        """Commit what is pending, a batch per transaction, until nothing is left."""
-        while self._pending:
-            batch = self._pending[:MAX_BATCH]
-            del self._pending[:MAX_BATCH]
-            await self._commit(batch)
+        """Commit what is pending, a batch per transaction, until nothing is left. The count
+        goes down in the same step as the last look at the queue, so a write queued after it
+        always starts a loop of its own."""
+        try:
+            while self._pending:
+                batch = self._pending[:MAX_BATCH]
+                del self._pending[:MAX_BATCH]
+                await self._commit(batch)
+        finally:
+            self._active -= 1
 
     async def _commit(self, batch: list[_Op]) -> None:
         try:
