@@ -264,3 +264,18 @@ def test_an_unreachable_server_is_a_clear_error_without_the_password() -> None:
         asyncio.run(main())
     assert "127.0.0.1:1/nowhere" in str(failure.value)
     assert "hunter2-secret" not in str(failure.value)
+
+
+def test_the_database_password_is_one_of_the_environment_secrets(tmp_path: Path) -> None:
+    # so that a log line or error quoting the URL shows `***` in its place
+    from runner_env import compile_env, copy_project
+
+    project = copy_project(tmp_path)
+    env_file = project / "environments/test/environment.yaml"
+    env_file.write_text(
+        env_file.read_text().replace(
+            "database: sqlite", "database: postgresql://rollout:s3cr%40t-pw@db.internal/prod"
+        )
+    )
+    compiled = compile_env(project, "http://127.0.0.1:9")
+    assert "s3cr@t-pw" in compiled.secret_values
