@@ -43,7 +43,8 @@ _RETRYABLE = {"40001", "40P01"}
 
 def async_url(database: str) -> URL:
     """`postgresql://…` (or `postgres://…`) as the asyncpg URL SQLAlchemy needs. libpq's
-    `sslmode=` is accepted and handed to asyncpg as its `ssl=` option."""
+    `sslmode=` is accepted and handed to asyncpg as its `ssl=` option (`connect_timeout=` is
+    read by the store)."""
     url = make_url(database.replace("postgres://", "postgresql://", 1))
     if url.drivername in ("postgresql", "postgresql+asyncpg"):
         url = url.set(drivername="postgresql+asyncpg")
@@ -52,7 +53,20 @@ def async_url(database: str) -> URL:
     query = dict(url.query)
     if "sslmode" in query:
         query["ssl"] = query.pop("sslmode")
+    query.pop("connect_timeout", None)
     return url.set(query=query)
+
+
+def connect_timeout(database: str) -> float:
+    """libpq's `connect_timeout=` (seconds) of the URL, else 10 s: a server that does not
+    answer makes `run` fail in seconds, not after the driver's default minute."""
+    found = make_url(database.replace("postgres://", "postgresql://", 1)).query.get(
+        "connect_timeout"
+    )
+    try:
+        return float(found if isinstance(found, str) else 10)
+    except ValueError:
+        return 10.0
 
 
 class _Op:
@@ -67,6 +81,7 @@ class _Op:
 class PostgresStore(QueryStore):
     def __init__(self, database: str, *, pool_size: int = 10) -> None:
         self.url = async_url(database)
+        self.timeout = connect_timeout(database)
         self.pool_size = pool_size
         self._engine: AsyncEngine | None = None
         self._pending: list[_Op] = []
@@ -86,6 +101,7 @@ class PostgresStore(QueryStore):
             max_overflow=self.pool_size,
             pool_pre_ping=True,  # a server restart leaves dead connections in the pool
             pool_recycle=1800,
+            connect_args={"timeout": self.timeout},
         )
         try:
             async with self._engine.begin() as conn:
@@ -200,4 +216,4 @@ def _sqlstate(exc: DBAPIError) -> str | None:
 def _reason(exc: BaseException) -> str:
     """The driver's message without SQLAlchemy's statement dump."""
     orig = getattr(exc, "orig", None) or exc
-    return f"{type(orig).__name__}: {orig}".strip()
+    return str(orig).strip() or type(orig).__name__
