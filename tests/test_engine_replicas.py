@@ -124,3 +124,30 @@ def test_old_runs_are_pruned_by_one_replica_at_a_time(
         assert sorted(pruned) == [(0, 0), (30, 30)] and left == []
 
     asyncio.run(scenario())
+
+
+def test_queued_runs_whose_lease_went_to_another_replica_are_not_started(
+    tmp_path: Path, app: AppServer, pg_database: str
+) -> None:
+    # As if this replica had stalled past its leases: another claimed its runs meanwhile.
+    app.default = Answer(200, {"received": True}, delay=0.5)
+    project = copy_project(tmp_path)
+
+    async def scenario() -> tuple[int, float, list[str]]:
+        stalled = await _replica(project, app, pg_database)
+        await stalled.push("acme", _orders(0, 64), batch=True)
+        await asyncio.sleep(0.2)  # 16 workers busy, the rest queued here
+        later = time.time() + 3600  # every lease has expired by then
+        taken = await stalled.store.claim_runs("another-replica", later, 60, 1000)
+        lost = await stalled.dispatcher.renew_once()
+        await asyncio.sleep(1.5)  # the 16 finish; a queued run would have started by now
+        sent = [r.headers["Idempotency-Key"] for r in app.requests]
+        metric = stalled.metrics.registry.get_sample_value("rollout_leases_lost_total")
+        await stalled.stop(grace=2)
+        await stalled.store.close()
+        assert len(taken) == 64
+        return lost, metric, sent
+
+    lost, metric, sent = asyncio.run(scenario())
+    assert lost > 0 and metric == lost
+    assert len(sent) == len(set(sent)) and len(sent) + lost == 64  # lost ones never sent

@@ -118,6 +118,10 @@ def test_three_replicas_one_killed_mid_load_every_event_one_successful_run(
             pg_database,
             "SELECT count(*), count(DISTINCT event_id), (SELECT count(*) FROM events) FROM runs",
         )
+        claimed = sum(
+            _counter(httpx.get(f"{d.url}/metrics").text, "rollout_runs_claimed_total")
+            for d in (daemons[0], daemons[2])
+        )
     finally:
         for daemon in daemons:
             daemon.stop()
@@ -138,7 +142,15 @@ def test_three_replicas_one_killed_mid_load_every_event_one_successful_run(
     late = [t for t in twice if not (t[0] <= kill_done + 0.5 and t[1] >= kill_sent + 1)]
     assert not late, (killed_at, late)
     assert len(twice) <= WORKERS
+    assert claimed >= len(twice)  # the survivors took the victim's runs over, and say so
     assert elapsed < 60, f"took {elapsed:.0f} s"
+
+
+def _counter(metrics: str, name: str) -> float:
+    for line in metrics.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
 
 
 EVERY_2S = """

@@ -89,6 +89,7 @@ class Dispatcher:
                 len(lost),
             )
         self._lost |= lost
+        self.metrics.leases_lost.inc(len(lost))
         return len(lost)
 
     async def _renew_loop(self) -> None:
@@ -107,6 +108,7 @@ class Dispatcher:
         runs = await self.store.claim_runs(self.owner, time.time(), self.lease, room)
         fresh = [WorkItem.from_run(r) for r in runs if r.id not in self._known]
         self.submit(fresh)
+        self.metrics.runs_claimed.inc(len(fresh))
         return len(fresh)
 
     async def _claim_loop(self) -> None:
