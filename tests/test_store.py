@@ -279,3 +279,22 @@ def test_the_database_password_is_one_of_the_environment_secrets(tmp_path: Path)
     )
     compiled = compile_env(project, "http://127.0.0.1:9")
     assert "s3cr@t-pw" in compiled.secret_values
+
+
+def test_a_failing_write_does_not_fail_the_writes_committed_with_it(store: Store) -> None:
+    # Both backends commit concurrent writes together; a run of an event that does not exist
+    # breaks a foreign key, and only its own caller hears of it.
+    async def body(s: Store) -> Any:
+        good = event("good")
+        orphan = NewRun(
+            new_id("run"), "acme", "notify", "evt_missing", "k", RunStatus.QUEUED, None, 1.0
+        )
+        results = await asyncio.gather(
+            s.insert_runs([orphan]), s.ingest([(good, [run_for(good)])]), return_exceptions=True
+        )
+        return results, await s.list_runs(RunQuery())
+
+    (failed, ingested), runs = run_with(store, body)
+    assert isinstance(failed, Exception)
+    assert not isinstance(ingested, BaseException) and ingested[0].new
+    assert [r.event.dedupe_key for r in runs] == ["good"]

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from rollout_yaml.store import queries
@@ -153,22 +153,15 @@ class PostgresStore(QueryStore):
             results = await self._transaction(
                 queries.apply_grouped, [(op.fn, op.args) for op in batch]
             )
-        except Exception:  # one bad op must not fail its neighbours: retry them one by one
-            if len(batch) == 1:
-                results = None
-            else:
-                for op in batch:
+        except Exception as exc:
+            if len(batch) > 1 and _one_ops_fault(exc):
+                for op in batch:  # one bad op must not fail its neighbours
                     await self._commit([op])
                 return
-        if results is None:
-            op = batch[0]
-            try:
-                value = await self._transaction(op.fn, *op.args)
-            except Exception as exc:
+            for op in batch:  # the database is unreachable: trying each op would not help
                 if not op.future.done():
                     op.future.set_exception(exc)
-                return
-            results = [value]
+            return
         for op, value in zip(batch, results, strict=True):
             if not op.future.done():
                 op.future.set_result(value)
@@ -206,6 +199,14 @@ class PostgresStore(QueryStore):
                     return bool((await conn.execute(sa.text("select 1"))).scalar())
         except Exception:
             return False
+
+
+def _one_ops_fault(exc: Exception) -> bool:
+    """Whether the failure may come from one op's data (a constraint, a bad value, a bug in one
+    query) rather than from the connection or the server, which would fail every op."""
+    if isinstance(exc, IntegrityError | DataError):
+        return True
+    return not isinstance(exc, OSError | DBAPIError)
 
 
 def _sqlstate(exc: DBAPIError) -> str | None:
