@@ -151,3 +151,84 @@ def test_queued_runs_whose_lease_went_to_another_replica_are_not_started(
     lost, metric, sent = asyncio.run(scenario())
     assert lost > 0 and metric == lost
     assert len(sent) == len(set(sent)) and len(sent) + lost == 64  # lost ones never sent
+
+
+class Proxy:
+    """A TCP proxy in front of PostgreSQL that a test can cut and restore, as a network
+    partition or a database restart would."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._pipe, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        await self._server.wait_closed()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self._writers |= {writer, up_writer}
+
+        async def copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.transport.abort()
+
+        await asyncio.gather(copy(reader, up_writer), copy(up_reader, writer))
+        self._writers -= {writer, up_writer}
+
+
+def test_a_runner_recovers_when_the_database_comes_back(
+    tmp_path: Path, app: AppServer, pg_database: str
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(pg_database)
+    project = copy_project(tmp_path)
+
+    async def scenario() -> None:
+        proxy = Proxy(url.host or "127.0.0.1", url.port or 5432)
+        await proxy.start()
+        through = url.set(host="127.0.0.1", port=proxy.port).render_as_string(False)
+        runtime = await _replica(project, app, through)
+        await runtime.push("acme", _orders(0, 5), batch=True)
+        await _succeeded(runtime, 5)
+        await proxy.cut()
+        assert not await runtime.store.ping()
+        with pytest.raises(Exception):  # noqa: B017 - whatever the driver raises
+            await runtime.push("acme", _orders(5, 5), batch=True)
+        await proxy.start()  # the same port: the database is back
+        assert await runtime.store.ping()
+        result = await runtime.push("acme", _orders(5, 5), batch=True)
+        assert result.runs_queued == 5
+        await _succeeded(runtime, 10)
+        await runtime.stop()
+        await runtime.store.close()
+        await proxy.cut()
+
+    asyncio.run(scenario())
+    keys = [r.headers["Idempotency-Key"] for r in app.requests]
+    assert len(keys) == len(set(keys)) == 10
+
+
+async def _succeeded(runtime: Runtime, count: int, timeout: float = 15) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if (await runtime.store.count_by_status()) == {str(RunStatus.SUCCEEDED): count}:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(await runtime.store.count_by_status())
