@@ -3,7 +3,7 @@
 Reports sustained delivered events/s, p50/p99 event→action latency at a fixed offered rate,
 and the sink's own direct throughput measured in the same run (the baseline), with the
 runner's throughput as a fraction of it. Every event is durably stored and every run fully
-recorded (SQLite, the default store).
+recorded (SQLite, the default store; `e2e-postgres` runs the same on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ actions:
 ENVIRONMENT = """\
 environment: bench
 release: live
-database: sqlite
+database: "${BENCH_DATABASE:-sqlite}"
 server: { host: 127.0.0.1, port: 8080 }
 auth: { jwt_secret: "${BENCH_JWT_SECRET}" }
 apps:
@@ -146,9 +146,14 @@ class Sink:
 
 
 class Runner:
-    def __init__(self, project: Path, sink_url: str, log: Path) -> None:
+    def __init__(self, project: Path, sink_url: str, log: Path, database: str = "sqlite") -> None:
         self.port = _port()
-        env = {**os.environ, "BENCH_JWT_SECRET": JWT_SECRET, "SINK_URL": sink_url}
+        env = {
+            **os.environ,
+            "BENCH_JWT_SECRET": JWT_SECRET,
+            "SINK_URL": sink_url,
+            "BENCH_DATABASE": database,
+        }
         self.log = log.open("w")
         self.process = subprocess.Popen(
             [
@@ -233,6 +238,11 @@ def _delivery(sent: LoadResult, arrivals: dict[str, float]) -> dict[str, float]:
 
 
 def run(workdir: Path) -> dict[str, Any]:
+    return measure(workdir, "sqlite", "sqlite")
+
+
+def measure(workdir: Path, database: str, label: str) -> dict[str, Any]:
+    """The e2e figures of one store: `database` is the environment's `database:` setting."""
     workdir.mkdir(parents=True, exist_ok=True)
     project = write_project(workdir / "e2e-project")
 
@@ -242,7 +252,7 @@ def run(workdir: Path) -> dict[str, Any]:
     sink_rps = direct.accepted / direct.seconds
 
     sink = Sink(workdir)
-    runner = Runner(project, sink.url, workdir / "e2e-runner.log")
+    runner = Runner(project, sink.url, workdir / f"e2e-runner-{label}.log", database)
     token = _token()
     try:
         throughput = asyncio.run(
@@ -260,7 +270,7 @@ def run(workdir: Path) -> dict[str, Any]:
     high = _delivery(throughput, arrivals)
     steady = _delivery(latency, arrivals)
     return {
-        "store": "sqlite",
+        "store": label,
         "concurrency": CONCURRENCY,
         "sink_direct_rps": round(sink_rps, 1),
         "throughput": {k: round(v, 2) for k, v in high.items()},

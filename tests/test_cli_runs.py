@@ -219,6 +219,34 @@ def test_db_migrate(tmp_path: Path) -> None:
     assert unknown.exit_code == 2
 
 
+def _database_from_environ(project: Path) -> None:
+    env_file = project / "environments/test/environment.yaml"
+    env_file.write_text(
+        env_file.read_text().replace("database: sqlite", 'database: "${DATABASE_URL}"')
+    )
+
+
+def test_db_migrate_on_postgresql(tmp_path: Path, pg_database: str) -> None:
+    project = copy_project(tmp_path)
+    _database_from_environ(project)
+    environ = {**secrets_environ("http://127.0.0.1:9"), "DATABASE_URL": pg_database}
+    first = invoke(db, project, environ, "migrate", "--env", "test")
+    assert first.exit_code == 0 and "applied migration(s) 1" in first.stdout, first.output
+    second = invoke(db, project, environ, "migrate", "--env", "test")
+    assert second.exit_code == 0 and "up to date" in second.stdout
+    assert not (project / "environments/test/.rollout/state.db").exists()
+
+
+def test_db_migrate_names_an_unreachable_postgresql_without_its_password(tmp_path: Path) -> None:
+    project = copy_project(tmp_path)
+    _database_from_environ(project)
+    url = "postgresql://rollout:pw-3f9a1c@127.0.0.1:1/prod"
+    environ = {**secrets_environ("http://127.0.0.1:9"), "DATABASE_URL": url}
+    result = invoke(db, project, environ, "migrate", "--env", "test")
+    assert result.exit_code == 2
+    assert "127.0.0.1:1/prod" in result.stderr and "pw-3f9a1c" not in result.output
+
+
 # -- finding the daemon ----------------------------------------------------------------------
 
 

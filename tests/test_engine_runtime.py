@@ -1,4 +1,5 @@
-"""The engine in-process, on a real SQLite file, sending to a real HTTP server."""
+"""The engine in-process, on a real SQLite file and a real PostgreSQL database (each test runs on
+both), sending to a real HTTP server."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from runner_env import SECRETS, compile_env, copy_project
 
 from rollout_yaml.engine.intake import PushEvent
 from rollout_yaml.engine.runtime import Runtime
+from rollout_yaml.store.factory import open_store
 from rollout_yaml.store.records import RunQuery, RunStatus
-from rollout_yaml.store.sqlite import SQLiteStore
 
 
 @pytest.fixture
@@ -25,9 +26,9 @@ def app() -> Iterator[AppServer]:
     server.stop()
 
 
-async def _runtime(tmp_path: Path, app: AppServer) -> Runtime:
+async def _runtime(tmp_path: Path, app: AppServer, database: str) -> Runtime:
     env = compile_env(copy_project(tmp_path), app.url)
-    store = SQLiteStore(tmp_path / "state.db")
+    store = open_store(database, tmp_path)
     await store.open()
     runtime = Runtime(env, store)
     await runtime.start()
@@ -55,9 +56,11 @@ def _order(order_id: int, total: float = 25.0, **extra: object) -> PushEvent:
     )
 
 
-def test_event_reaches_the_app_with_mapping_and_auth(tmp_path: Path, app: AppServer) -> None:
+def test_event_reaches_the_app_with_mapping_and_auth(
+    tmp_path: Path, app: AppServer, database: str
+) -> None:
     async def scenario() -> None:
-        runtime = await _runtime(tmp_path, app)
+        runtime = await _runtime(tmp_path, app, database)
         result = await runtime.push("acme", [_order(7)])
         assert result.runs_queued == 1
         got = (await asyncio.to_thread(app.wait_for, 1))[0]
@@ -77,9 +80,11 @@ def test_event_reaches_the_app_with_mapping_and_auth(tmp_path: Path, app: AppSer
     asyncio.run(scenario())
 
 
-def test_same_event_id_three_times_makes_one_run(tmp_path: Path, app: AppServer) -> None:
+def test_same_event_id_three_times_makes_one_run(
+    tmp_path: Path, app: AppServer, database: str
+) -> None:
     async def scenario() -> None:
-        runtime = await _runtime(tmp_path, app)
+        runtime = await _runtime(tmp_path, app, database)
         event = PushEvent("partner", "order-created", "order-9", {"order_id": 9, "total": 50})
         results = [await runtime.push("acme", [event]) for _ in range(3)]
         assert [r.runs_queued for r in results] == [1, 0, 0]
@@ -93,9 +98,11 @@ def test_same_event_id_three_times_makes_one_run(tmp_path: Path, app: AppServer)
     asyncio.run(scenario())
 
 
-def test_filter_says_no_records_a_filtered_run(tmp_path: Path, app: AppServer) -> None:
+def test_filter_says_no_records_a_filtered_run(
+    tmp_path: Path, app: AppServer, database: str
+) -> None:
     async def scenario() -> None:
-        runtime = await _runtime(tmp_path, app)
+        runtime = await _runtime(tmp_path, app, database)
         result = await runtime.push("acme", [_order(1, total=5)])
         assert result.runs_queued == 0
         runs = await runtime.store.list_runs(RunQuery(consumer="acme"))
@@ -108,9 +115,11 @@ def test_filter_says_no_records_a_filtered_run(tmp_path: Path, app: AppServer) -
     asyncio.run(scenario())
 
 
-def test_503_twice_then_200_succeeds_on_the_third_attempt(tmp_path: Path, app: AppServer) -> None:
+def test_503_twice_then_200_succeeds_on_the_third_attempt(
+    tmp_path: Path, app: AppServer, database: str
+) -> None:
     async def scenario() -> None:
-        runtime = await _runtime(tmp_path, app)
+        runtime = await _runtime(tmp_path, app, database)
         app.answer(
             Answer(503, {"error": {"message": "busy"}}), Answer(503, {"error": {"message": "busy"}})
         )

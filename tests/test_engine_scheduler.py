@@ -1,4 +1,4 @@
-"""Schedule triggers through the real engine and SQLite, with the clock injected."""
+"""Schedule triggers through the real engine on SQLite and PostgreSQL, with the clock injected."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from app_server import Answer, AppServer
 from runner_env import compile_env, copy_project
 
 from rollout_yaml.engine.runtime import Runtime
+from rollout_yaml.store.base import Store
+from rollout_yaml.store.factory import open_store
 from rollout_yaml.store.records import RunQuery
-from rollout_yaml.store.sqlite import SQLiteStore
 
 SCHEDULES = """
   morning-report:
@@ -57,8 +58,8 @@ def project(tmp_path: Path) -> Path:
     return root
 
 
-async def _runtime(project: Path, app: AppServer, db: Path, clock: Clock) -> Runtime:
-    store = SQLiteStore(db)
+async def _runtime(project: Path, app: AppServer, database: str, clock: Clock) -> Runtime:
+    store = open_store(database, project)
     await store.open()
     runtime = Runtime(compile_env(project, app.url), store, clock=clock)
     await runtime.start(claim=False)
@@ -72,11 +73,11 @@ async def _texts(runtime: Runtime, app: AppServer, count: int) -> list[str]:
 
 
 def test_cron_fires_on_the_minute_in_its_timezone(
-    project: Path, app: AppServer, tmp_path: Path
+    project: Path, app: AppServer, database: str
 ) -> None:
     async def scenario() -> None:
         clock = Clock(datetime(2026, 7, 1, 6, 58, tzinfo=UTC))  # 08:58 in Paris (summer)
-        runtime = await _runtime(project, app, tmp_path / "s.db", clock)
+        runtime = await _runtime(project, app, database, clock)
         assert await runtime.scheduler.fire_due() == 0  # they start counting, nothing fires
         clock.now = datetime(2026, 7, 1, 6, 59, 59, tzinfo=UTC)
         assert await runtime.scheduler.fire_due() == 1  # the heartbeat (06:59) only
@@ -91,17 +92,17 @@ def test_cron_fires_on_the_minute_in_its_timezone(
     asyncio.run(scenario())
 
 
-def test_ticks_missed_while_down_fire_once(project: Path, app: AppServer, tmp_path: Path) -> None:
+def test_ticks_missed_while_down_fire_once(project: Path, app: AppServer, database: str) -> None:
     async def scenario() -> None:
         start = datetime(2026, 1, 5, 10, 0, 0, tzinfo=UTC)
         clock = Clock(start)
-        first = await _runtime(project, app, tmp_path / "s.db", clock)
+        first = await _runtime(project, app, database, clock)
         await first.scheduler.fire_due()  # anchors the heartbeat at 10:00
         await first.stop()
         await first.store.close()
         # down across three heartbeat ticks (10:01, 10:02, 10:03), back at 10:03:30
         clock.now = start + timedelta(minutes=3, seconds=30)
-        second = await _runtime(project, app, tmp_path / "s.db", clock)
+        second = await _runtime(project, app, database, clock)
         assert await second.scheduler.fire_due() == 1
         assert await second.scheduler.fire_due() == 0
         assert await _texts(second, app, 1) == ["beat 2026-01-05T10:03:00.000Z"]
@@ -113,12 +114,12 @@ def test_ticks_missed_while_down_fire_once(project: Path, app: AppServer, tmp_pa
     asyncio.run(scenario())
 
 
-def test_a_tick_fired_twice_makes_one_run(project: Path, app: AppServer, tmp_path: Path) -> None:
+def test_a_tick_fired_twice_makes_one_run(project: Path, app: AppServer, database: str) -> None:
     # As after a crash between storing the event and saving the schedule's state.
     async def scenario() -> None:
         start = datetime(2026, 1, 5, 10, 0, 0, tzinfo=UTC)
         clock = Clock(start)
-        runtime = await _runtime(project, app, tmp_path / "s.db", clock)
+        runtime = await _runtime(project, app, database, clock)
         await runtime.scheduler.fire_due()
         clock.now = start + timedelta(minutes=1, seconds=5)
         assert await runtime.scheduler.fire_due() == 1
@@ -127,18 +128,53 @@ def test_a_tick_fired_twice_makes_one_run(project: Path, app: AppServer, tmp_pat
             "schedule:acme/heartbeat",
             {"anchor": "2026-01-05T10:00:00.000Z", "last_fired": "2026-01-05T10:00:00.000Z"},
         )
+        await runtime.stop()  # the runner that fired it is gone; another takes over
         restarted = await _runtime_on(runtime.store, project, app, clock)
         assert await restarted.scheduler.fire_due() == 1  # fired again…
         runs = await runtime.store.list_runs(RunQuery(automation="heartbeat"))
         assert len(runs) == 1  # …but the same tick makes no second run
         await restarted.stop()
-        await runtime.stop()
         await runtime.store.close()
 
     asyncio.run(scenario())
 
 
-async def _runtime_on(store: SQLiteStore, project: Path, app: AppServer, clock: Clock) -> Runtime:
+async def _runtime_on(store: Store, project: Path, app: AppServer, clock: Clock) -> Runtime:
     runtime = Runtime(compile_env(project, app.url), store, clock=clock)
     await runtime.start(claim=False)
     return runtime
+
+
+def test_three_replicas_fire_each_tick_once(
+    project: Path, app: AppServer, pg_database: str
+) -> None:
+    # Replicas started together on one database: one of them holds the schedules lease and
+    # fires; a new `every` automation gets one anchor, so no replica's ticks fall elsewhere.
+    async def scenario() -> None:
+        start = datetime(2026, 1, 5, 10, 0, 0, tzinfo=UTC)
+        clocks = [Clock(start + timedelta(seconds=i * 7)) for i in range(3)]  # skewed starts
+        replicas = [await _runtime(project, app, pg_database, c) for c in clocks]
+        fired = 0
+        for minute in range(4):
+            for second in (0, 20, 40):
+                for clock in clocks:
+                    clock.now = start + timedelta(minutes=minute, seconds=second + 5)
+                fired += sum([await r.scheduler.fire_due() for r in replicas])
+        # the holder stops: another replica takes over where it left off
+        holder = next(r for r in replicas if r.scheduler._states is not None)
+        await holder.stop()
+        await holder.store.close()
+        rest = [r for r in replicas if r is not holder]
+        for clock in clocks:
+            clock.now = start + timedelta(minutes=4, seconds=5)
+        fired += sum([await r.scheduler.fire_due() for r in rest])
+        assert fired == 4  # heartbeat ticks at 10:01:05 … 10:04:05 (anchored at the first pass)
+        texts = await _texts(rest[0], app, 4)
+        assert texts == [f"beat 2026-01-05T10:0{m}:05.000Z" for m in range(1, 5)]
+        runs = await rest[0].store.list_runs(RunQuery(automation="heartbeat"))
+        assert len(runs) == 4
+        for r in rest:
+            await r.stop()
+            await r.store.close()
+
+    asyncio.run(scenario())

@@ -1,4 +1,6 @@
-"""The store's guarantees, asserted through the Store protocol on a real database file."""
+"""The store's guarantees, asserted through the Store protocol on a real SQLite file and a real
+PostgreSQL database (each test runs on both), and what several replicas sharing PostgreSQL
+rely on."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from typing import Any, TypeVar
 import pytest
 
 from rollout_yaml.store.base import Store
+from rollout_yaml.store.factory import open_store
+from rollout_yaml.store.migrations import MIGRATIONS
 from rollout_yaml.store.records import (
     Attempt,
     EventRecord,
@@ -20,14 +24,13 @@ from rollout_yaml.store.records import (
     RunUpdate,
     new_id,
 )
-from rollout_yaml.store.sqlite import SQLiteStore
 
 T = TypeVar("T")
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    yield SQLiteStore(tmp_path / "state.db")
+def store(database: str, tmp_path: Path) -> Iterator[Store]:
+    yield open_store(database, tmp_path)
 
 
 def run_with(store: Store, body: Callable[[Store], Awaitable[T]]) -> T:
@@ -148,3 +151,174 @@ def test_a_migration_merged_after_a_higher_one_still_runs(tmp_path: Path) -> Non
         assert {"events", "runs", "webhooks"} <= set(sa.inspect(conn).get_table_names())
     engine.dispose()
     real.dispose()
+
+
+def test_a_renewed_lease_keeps_runs_from_other_claimers(store: Store) -> None:
+    async def body(s: Store) -> Any:
+        batch = [event(str(i)) for i in range(3)]
+        await s.ingest([(e, [run_for(e)]) for e in batch])
+        now = time.time()
+        mine = await s.claim_runs("a", now, 10, 10)
+        held = await s.renew_leases("a", now + 100)
+        stolen = await s.claim_runs("b", now + 50, 10, 10)  # a's first lease has expired
+        return mine, held, stolen, await s.renew_leases("b", now + 100)
+
+    mine, held, stolen, others = run_with(store, body)
+    assert held == {r.id for r in mine} and len(held) == 3
+    assert stolen == [] and others == set()
+
+
+def test_a_run_claimed_after_expiry_is_no_longer_held_by_its_first_owner(store: Store) -> None:
+    async def body(s: Store) -> Any:
+        e = event("x")
+        await s.ingest([(e, [run_for(e)])])
+        now = time.time()
+        await s.claim_runs("a", now, 10, 10)
+        taken = await s.claim_runs("b", now + 11, 10, 10)
+        return taken, await s.renew_leases("a", now + 30)
+
+    taken, held_by_a = run_with(store, body)
+    assert len(taken) == 1 and held_by_a == set()
+
+
+def test_pruning_removes_old_finished_runs_then_their_events_in_batches(store: Store) -> None:
+    async def body(s: Store) -> Any:
+        old = [event(f"old{i}") for i in range(5)]
+        for e in old:
+            e_runs = [run_for(e)]
+            await s.ingest([(e, e_runs)])
+            await s.record(
+                RunUpdate(e_runs[0].id, RunStatus.SUCCEEDED, 1, 2.0, finished_at=2.0),
+                Attempt(e_runs[0].id, 1, 1.5, 1.0, {}, {"status": 200}, None),
+            )
+        unfinished = event("waiting")
+        await s.ingest([(unfinished, [run_for(unfinished)])])
+        fresh = EventRecord(
+            new_id("evt"), "acme", "formflow", "submitted", "fresh", {}, 1000.0, "push"
+        )
+        await s.ingest([(fresh, [])])
+        rounds = []
+        while True:
+            pruned = await s.prune(runs_before=100.0, events_before=100.0, limit=2)
+            rounds.append(pruned)
+            if pruned == (0, 0):
+                break
+        return rounds, await s.list_runs(RunQuery())
+
+    rounds, left = run_with(store, body)
+    assert sum(r for r, _ in rounds) == 5 and sum(e for _, e in rounds) == 5
+    assert max(max(pair) for pair in rounds) == 2  # never more than a batch at once
+    assert [r.event.dedupe_key for r in left] == ["waiting"]  # unfinished: kept with its event
+
+
+# -- several replicas on one PostgreSQL database ------------------------------------------
+
+
+def _replicas(url: str, count: int) -> list[Store]:
+    return [open_store(url, Path(".")) for _ in range(count)]
+
+
+def test_replicas_starting_together_migrate_once(pg_database: str) -> None:
+    async def main() -> list[list[int]]:
+        stores = _replicas(pg_database, 4)
+        applied = await asyncio.gather(*(s.open() for s in stores))
+        await asyncio.gather(*(s.close() for s in stores))
+        return list(applied)
+
+    every = [number for number, _title, _step in MIGRATIONS]
+    assert sorted(asyncio.run(main()), key=len) == [[], [], [], every]
+
+
+def test_replicas_claiming_together_never_share_a_run(pg_database: str) -> None:
+    async def main() -> tuple[list[list[str]], int]:
+        first, *others = _replicas(pg_database, 3)
+        await first.open()
+        for s in others:
+            await s.open()
+        events = [event(str(i)) for i in range(300)]
+        await first.ingest([(e, [run_for(e)]) for e in events])
+        now = time.time()
+        claimed: list[list[str]] = [[], [], []]
+
+        async def claimer(index: int, s: Store) -> None:
+            while True:
+                got = await s.claim_runs(f"r{index}", now, 60, 7)
+                if not got:
+                    return
+                claimed[index] += [r.id for r in got]
+
+        await asyncio.gather(*(claimer(i, s) for i, s in enumerate([first, *others])))
+        for s in (first, *others):
+            await s.close()
+        return claimed, len(events)
+
+    claimed, total = asyncio.run(main())
+    every = [run_id for part in claimed for run_id in part]
+    assert len(every) == total and len(set(every)) == total
+    assert all(claimed), "every replica got a share"
+
+
+def test_a_replica_starting_leaves_the_leases_of_running_ones(pg_database: str) -> None:
+    # SQLite clears leases at open (it holds the file alone); a PostgreSQL replica must not.
+    async def main() -> list[Any]:
+        running, starting = _replicas(pg_database, 2)
+        await running.open()
+        e = event("x")
+        await running.ingest([(e, [run_for(e)])])
+        now = time.time()
+        await running.claim_runs("running", now, 60, 10)
+        await starting.open()
+        stolen = await starting.claim_runs("starting", now + 1, 60, 10)
+        after_expiry = await starting.claim_runs("starting", now + 61, 60, 10)
+        await running.close()
+        await starting.close()
+        return [stolen, len(after_expiry)]
+
+    assert asyncio.run(main()) == [[], 1]
+
+
+def test_an_unreachable_server_is_a_clear_error_without_the_password() -> None:
+    from rollout_yaml.store.postgres import DatabaseUnavailable
+
+    async def main() -> None:
+        store = open_store("postgresql://app:hunter2-secret@127.0.0.1:1/nowhere", Path("."))
+        await store.open()
+
+    with pytest.raises(DatabaseUnavailable) as failure:
+        asyncio.run(main())
+    assert "127.0.0.1:1/nowhere" in str(failure.value)
+    assert "hunter2-secret" not in str(failure.value)
+
+
+def test_the_database_password_is_one_of_the_environment_secrets(tmp_path: Path) -> None:
+    # so that a log line or error quoting the URL shows `***` in its place
+    from runner_env import compile_env, copy_project
+
+    project = copy_project(tmp_path)
+    env_file = project / "environments/test/environment.yaml"
+    env_file.write_text(
+        env_file.read_text().replace(
+            "database: sqlite", "database: postgresql://rollout:s3cr%40t-pw@db.internal/prod"
+        )
+    )
+    compiled = compile_env(project, "http://127.0.0.1:9")
+    assert "s3cr@t-pw" in compiled.secret_values
+
+
+def test_a_failing_write_does_not_fail_the_writes_committed_with_it(store: Store) -> None:
+    # Both backends commit concurrent writes together; a run of an event that does not exist
+    # breaks a foreign key, and only its own caller hears of it.
+    async def body(s: Store) -> Any:
+        good = event("good")
+        orphan = NewRun(
+            new_id("run"), "acme", "notify", "evt_missing", "k", RunStatus.QUEUED, None, 1.0
+        )
+        results = await asyncio.gather(
+            s.insert_runs([orphan]), s.ingest([(good, [run_for(good)])]), return_exceptions=True
+        )
+        return results, await s.list_runs(RunQuery())
+
+    (failed, ingested), runs = run_with(store, body)
+    assert isinstance(failed, Exception)
+    assert not isinstance(ingested, BaseException) and ingested[0].new
+    assert [r.event.dedupe_key for r in runs] == ["good"]

@@ -24,7 +24,7 @@ from rollout_yaml.expr.compiler import load_and_compile
 from rollout_yaml.server.address import local_url, read_address
 from rollout_yaml.server.redaction import redact_data
 from rollout_yaml.server.views import run_view
-from rollout_yaml.store.base import Store
+from rollout_yaml.store.base import DatabaseUnavailable, Store
 from rollout_yaml.store.factory import UnsupportedDatabase, open_store
 from rollout_yaml.store.records import RunQuery
 from rollout_yaml.store.sqlite import SQLiteStore, StoreLocked
@@ -218,4 +218,7 @@ def _with_store(env: Environment, read: Callable[[Store], Awaitable[T]], empty: 
             "does not answer (is auth.admin_token set, and the address right? see --url)",
             EXIT_USAGE,
         )
+        raise  # unreachable
+    except DatabaseUnavailable as exc:
+        fail(str(exc))
         raise  # unreachable

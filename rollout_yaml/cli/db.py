@@ -1,6 +1,7 @@
 """`rollout-yaml db migrate`: bring an environment's database to the current schema.
 
 `run` migrates on start too; this is for deploying the schema before the new version starts.
+On PostgreSQL it takes the same advisory lock as `run`, so it is safe while replicas start.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from rollout_yaml.cli.common import fail, project_option
 from rollout_yaml.config.diagnostics import format_text
 from rollout_yaml.config.project import Layout
 from rollout_yaml.expr.compiler import load_and_compile
+from rollout_yaml.store.base import DatabaseUnavailable
 from rollout_yaml.store.factory import UnsupportedDatabase, open_store
 from rollout_yaml.store.sqlite import StoreLocked
 
@@ -50,6 +52,9 @@ def migrate(layout: Layout, env: str) -> None:
             f"environment `{env}` is running: its daemon holds the database and migrated it "
             "when it started"
         )
+        return
+    except DatabaseUnavailable as exc:
+        fail(str(exc))
         return
     if applied:
         click.echo(f"applied migration(s) {', '.join(map(str, applied))}")

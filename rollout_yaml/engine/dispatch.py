@@ -1,5 +1,12 @@
 """Workers: a bounded number of runs execute at once; retries wait on timers; a claim loop
-picks up what this process did not start itself (runs left by a crash, or by a replica)."""
+picks up what this process did not start itself (runs left by a crash, or by a replica).
+
+Every run this process holds (queued here, executing, or waiting for a retry) is leased to it
+in the database, and the lease is renewed every third of its length: a backlog or a slow App
+never lets a replica claim a run that is still in hand here. A run whose lease was lost anyway
+(this process stalled past it, or the database was unreachable) and that another replica has
+claimed is dropped from the queue instead of being executed twice.
+"""
 
 from __future__ import annotations
 
@@ -40,6 +47,8 @@ class Dispatcher:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._busy = 0
         self._known: set[str] = set()  # runs queued, executing or waiting for a retry here
+        self._running: set[str] = set()
+        self._lost: set[str] = set()  # queued here, but their lease went to another replica
         self._accepting = True
 
     def submit(self, items: Iterable[WorkItem]) -> None:
@@ -62,8 +71,34 @@ class Dispatcher:
         self._tasks = [
             asyncio.create_task(self._work(), name=f"worker-{i}") for i in range(self.workers)
         ]
+        self._tasks.append(asyncio.create_task(self._renew_loop(), name="renew"))
         if claim:
             self._tasks.append(asyncio.create_task(self._claim_loop(), name="claim"))
+
+    async def renew_once(self) -> int:
+        """Extend the leases of every run held here; return how many were lost to a replica."""
+        if not self._known:
+            return 0
+        before = set(self._known)  # all committed, so the renewal sees each of them
+        held = await self.store.renew_leases(self.owner, time.time() + self.lease)
+        lost = {r for r in before - held if r in self._known and r not in self._running}
+        if lost:
+            log.warning(
+                "%d queued run(s) were claimed by another runner after their lease expired; "
+                "they are left to it",
+                len(lost),
+            )
+        self._lost |= lost
+        self.metrics.leases_lost.inc(len(lost))
+        return len(lost)
+
+    async def _renew_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                await self.renew_once()
+            except Exception:
+                log.exception("renewing leases failed; trying again")
 
     async def claim_once(self) -> int:
         """Lease due runs nobody is executing and queue them here; return how many."""
@@ -73,6 +108,7 @@ class Dispatcher:
         runs = await self.store.claim_runs(self.owner, time.time(), self.lease, room)
         fresh = [WorkItem.from_run(r) for r in runs if r.id not in self._known]
         self.submit(fresh)
+        self.metrics.runs_claimed.inc(len(fresh))
         return len(fresh)
 
     async def _claim_loop(self) -> None:
@@ -86,7 +122,12 @@ class Dispatcher:
     async def _work(self) -> None:
         while True:
             item = await self._queue.get()
+            if item.run_id in self._lost:
+                self._lost.discard(item.run_id)
+                self._known.discard(item.run_id)
+                continue
             self._busy += 1
+            self._running.add(item.run_id)
             try:
                 verdict = await self.executor.execute(item)
             except Exception:
@@ -100,6 +141,7 @@ class Dispatcher:
                 else:
                     self._known.discard(item.run_id)
             finally:
+                self._running.discard(item.run_id)
                 self._busy -= 1
                 self.metrics.queue_depth.set(self._queue.qsize())
 

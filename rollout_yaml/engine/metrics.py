@@ -27,6 +27,16 @@ class Metrics:
             registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
+        self.runs_claimed = Counter(
+            "rollout_runs_claimed",
+            "Runs taken over from the database: left by a runner that stopped or died",
+            registry=self.registry,
+        )
+        self.leases_lost = Counter(
+            "rollout_leases_lost",
+            "Queued runs dropped because another runner claimed them after their lease expired",
+            registry=self.registry,
+        )
         self.queue_depth = Gauge(
             "rollout_queue_depth", "Runs waiting for a worker", registry=self.registry
         )

@@ -17,6 +17,7 @@ from rollout_yaml.engine.intake import PushEvent, PushResult, prepare_push
 from rollout_yaml.engine.live_config import LiveConfig
 from rollout_yaml.engine.metrics import Metrics
 from rollout_yaml.engine.poller import Poller
+from rollout_yaml.engine.retention import Pruner
 from rollout_yaml.engine.scheduler import Clock, Scheduler, utc_now
 from rollout_yaml.engine.subscriptions import Subscriptions
 from rollout_yaml.engine.webhooks import Delivery, DeliveryResult, WebhookReceiver, webhook_url
@@ -96,6 +97,8 @@ class Runtime:
         self._scheduling: asyncio.Task[None] | None = None
         self._polling: asyncio.Task[None] | None = None
         self._subscribing: asyncio.Task[None] | None = None
+        self.pruner = Pruner(self.config, store, owner=self.owner)
+        self._pruning: asyncio.Task[None] | None = None
         self._ready = False
 
     async def start(self, *, claim: bool = True) -> None:
@@ -106,12 +109,13 @@ class Runtime:
             self._subscribing = asyncio.create_task(
                 self.subscriptions.run(), name="webhook-subscriptions"
             )
+            self._pruning = asyncio.create_task(self.pruner.run(), name="retention")
         self.metrics.generation.set(self.config.generation)
         self._ready = True
 
     async def stop(self, grace: float | None = None) -> None:
         self._ready = False
-        for task in (self._scheduling, self._polling, self._subscribing):
+        for task in (self._scheduling, self._polling, self._subscribing, self._pruning):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
@@ -122,6 +126,7 @@ class Runtime:
             self.config.current.settings.runtime.grace_period if grace is None else grace
         )
         await self.store.release(self.owner)
+        await self.scheduler.release()
         await self.clients.close()
 
     def _allow_private(self) -> bool:

@@ -5,12 +5,18 @@ sleeping.
 A tick's event is stored with a dedupe key made of the automation and the scheduled time, and
 the automation's state (its anchor and last tick) is saved only after that commit: a crash in
 between re-fires the same tick, which the dedupe key turns into nothing new.
+
+With several replicas on one database, one of them fires the schedules: the one holding the
+`schedules` lease, renewed on every pass. A replica that takes the lease over (its holder
+stopped or died, and the lease expired) first reads the state the previous holder saved, so a
+new `every` automation keeps the anchor the first replica gave it and ticks stay where they were.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +34,7 @@ log = logging.getLogger("rollout_yaml.engine")
 
 SCHEDULE_APP = "schedule"
 STATE_PREFIX = "schedule:"
+LEASE = "schedules"
 Clock = Callable[[], datetime]
 
 
@@ -56,7 +63,11 @@ class Scheduler:
         self._invalid: set[str] = set()
 
     async def fire_due(self) -> int:
-        """One pass over every enabled schedule automation; returns the ticks fired."""
+        """One pass over every enabled schedule automation; returns the ticks fired. Only the
+        holder of the `schedules` lease fires; the others return 0."""
+        if not await self.store.acquire_lease(LEASE, self.owner, time.time(), self.lease):
+            self._states = None  # another replica fires; read its state when taking over
+            return 0
         if self._states is None:
             self._states = await self.store.load_states(STATE_PREFIX)
         active = self.config.active
@@ -128,6 +139,10 @@ class Scheduler:
         assert self._states is not None
         await self.store.save_state(key, state)
         self._states[key] = state
+
+    async def release(self) -> None:
+        """On shutdown: let another replica take the schedules over at once."""
+        await self.store.release_lease(LEASE, self.owner)
 
     async def run(self, interval: float = 1.0) -> None:
         while True:

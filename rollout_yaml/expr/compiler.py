@@ -9,6 +9,7 @@ import gc
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import MappingProxyType
+from urllib.parse import unquote, urlsplit
 
 from rollout_yaml.config.diagnostics import Diagnostic, Severity
 from rollout_yaml.config.loader import (
@@ -88,6 +89,9 @@ def secret_values(config: EnvironmentConfig) -> set[str]:
     for value in (s.auth.jwt_secret, s.auth.admin_token, s.encryption_key):
         if value:
             found.add(value)
+    database_password = _url_password(s.database)
+    if database_password:
+        found.add(database_password)
     for app in s.apps.values():
         for value in (app.webhook_secret, app.oauth.client_secret if app.oauth else None):
             if value:
@@ -102,6 +106,15 @@ def secret_values(config: EnvironmentConfig) -> set[str]:
                 if isinstance(value, str) and value:
                     found.add(value)
     return found
+
+
+def _url_password(database: str) -> str | None:
+    """The password in a `database:` URL (`postgresql://user:password@host/db`), if any."""
+    try:
+        password = urlsplit(database).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
 
 
 @contextmanager

@@ -2,7 +2,8 @@
 started with `--host`/`--port` instead of the environment's `server:` settings.
 
 The daemon writes `environments/<env>/.rollout/daemon.json` once it serves and removes it on
-exit; a file left by a crashed daemon is ignored because its process is gone.
+exit; a file left by a crashed daemon is ignored because its process is gone. Replicas sharing
+the folder on one host (PostgreSQL) each write it; it names the last one started.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def address_file(env_dir: Path) -> Path:
 def write_address(env_dir: Path, url: str) -> None:
     path = address_file(env_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
+    # a name of its own: replicas sharing the folder on one host may write at the same moment
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
     temporary.write_text(json.dumps({"url": url, "pid": os.getpid()}))
     temporary.replace(path)  # readers never see half a file
 

@@ -19,6 +19,11 @@ from rollout_yaml.store.records import (
 )
 
 
+class DatabaseUnavailable(RuntimeError):
+    """The database server cannot be reached or refused the connection (the message names
+    the database without its password)."""
+
+
 class Store(Protocol):
     async def open(self) -> list[int]:
         """Connect and apply migrations; return the migration versions applied."""
@@ -43,6 +48,16 @@ class Store(Protocol):
 
     async def release(self, owner: str) -> int:
         """Give up every lease `owner` holds (on shutdown); return how many."""
+
+    async def renew_leases(self, owner: str, until: float) -> set[str]:
+        """Extend the leases of `owner`'s unfinished runs to `until` (runs queued in memory
+        or executing must not be claimed by a replica meanwhile); return the ids it holds."""
+
+    async def prune(
+        self, runs_before: float, events_before: float, limit: int = 500
+    ) -> tuple[int, int]:
+        """Delete one small batch of finished runs (with their attempts) and of events no run
+        refers to, older than the cut-offs; return how many runs and events went."""
 
     async def get_run(self, run_id: str, consumer: str | None = None) -> Run | None:
         """One run with its event and attempts; None if absent or of another consumer."""

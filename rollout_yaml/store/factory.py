@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from rollout_yaml.store.base import Store
 from rollout_yaml.store.sqlite import SQLiteStore
 
@@ -17,14 +20,28 @@ def sqlite_path(env_dir: Path) -> Path:
 
 
 def open_store(database: str, env_dir: Path) -> Store:
-    """`sqlite` (the default) is `.rollout/state.db` in the environment's folder."""
+    """`sqlite` (the default) is `.rollout/state.db` in the environment's folder; a
+    `postgresql://` URL is a database several runners may share."""
     if database == "sqlite":
         return SQLiteStore(sqlite_path(env_dir))
     if database.startswith("sqlite:///"):
         path = Path(database.removeprefix("sqlite:///"))
         return SQLiteStore(path if path.is_absolute() else env_dir / path)
-    if database.startswith(("postgresql://", "postgres://")):
-        raise UnsupportedDatabase(
-            "PostgreSQL environments are not supported by this version yet; use `sqlite`"
-        )
-    raise UnsupportedDatabase(f"unknown database {database!r}: use `sqlite` or a postgresql:// URL")
+    if database.startswith(("postgresql://", "postgres://", "postgresql+asyncpg://")):
+        from rollout_yaml.store.postgres import PostgresStore
+
+        try:
+            return PostgresStore(database)
+        except (ArgumentError, ValueError) as exc:
+            raise UnsupportedDatabase(f"the database URL is not valid: {exc}") from None
+    raise UnsupportedDatabase(
+        f"unknown database {_shown(database)!r}: use `sqlite` or a postgresql:// URL"
+    )
+
+
+def _shown(database: str) -> str:
+    """The setting without a password it may hold."""
+    try:
+        return make_url(database).render_as_string(hide_password=True)
+    except ArgumentError:
+        return database if "@" not in database else "…@" + database.rsplit("@", 1)[1]

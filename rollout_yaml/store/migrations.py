@@ -57,6 +57,12 @@ def _v4_credentials_oauth(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, tables=[schema.oauth_states])
 
 
+def _v5_runs_by_event(conn: sa.Connection) -> None:
+    # Pruning deletes events no run refers to; without this index every such check (and the
+    # foreign key's check on delete) reads the whole runs table.
+    conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_runs_event ON runs (event_id)"))
+
+
 MIGRATIONS: list[Migration] = [
     (1, "events, runs, attempts, poll state, credentials, leases", _v1_initial),
     (2, "poll_seen: item ids each poll group has seen", _v2_poll_seen),
@@ -66,6 +72,7 @@ MIGRATIONS: list[Migration] = [
         "stored credentials: token expiry and reauth reason; used OAuth states",
         _v4_credentials_oauth,
     ),
+    (5, "index of runs by event, for retention pruning", _v5_runs_by_event),
 ]
 LATEST = MIGRATIONS[-1][0]
 

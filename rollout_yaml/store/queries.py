@@ -6,7 +6,7 @@ directly, PostgreSQL's async engine through `AsyncConnection.run_sync`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -74,6 +74,30 @@ def ingest(
         ).scalar_one()
         out.append(Ingested(existing, False, ()))
     return out
+
+
+def apply_grouped(
+    conn: sa.Connection, calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]]
+) -> list[Any]:
+    """Many callers' writes in one transaction, each call's result in order: ingests and
+    records are merged into a few multi-row statements, the rest run one after another."""
+    results: dict[int, Any] = {}
+    ingests = [i for i, (fn, _) in enumerate(calls) if fn is ingest]
+    if ingests:
+        merged = ingest(conn, [item for i in ingests for item in calls[i][1][0]])
+        start = 0
+        for i in ingests:
+            size = len(calls[i][1][0])
+            results[i] = merged[start : start + size]
+            start += size
+    records = [i for i, (fn, _) in enumerate(calls) if fn is record]
+    if records:
+        record_many(conn, [(calls[i][1][0], calls[i][1][1]) for i in records])
+        results.update(dict.fromkeys(records))
+    for i, (fn, args) in enumerate(calls):
+        if i not in results:
+            results[i] = fn(conn, *args)
+    return [results[i] for i in range(len(calls))]
 
 
 def _run_row(run: NewRun) -> dict[str, Any]:
@@ -166,6 +190,51 @@ def claim_runs(conn: sa.Connection, owner: str, now: float, lease: float, limit:
         conn,
         sa.select(*_RUN_COLUMNS).select_from(_JOINED).where(runs.c.id.in_(ids)).order_by(runs.c.id),
     )
+
+
+def renew_leases(conn: sa.Connection, owner: str, until: float) -> set[str]:
+    """Extend to `until` every unfinished run's lease `owner` holds (a lease already longer,
+    as a retry's, stays); return the ids `owner` still holds. A run missing from the answer
+    was claimed by another replica after its lease expired: this one must not start it."""
+    held = (
+        runs.c.lease_owner == owner,
+        runs.c.status.in_([RunStatus.QUEUED, RunStatus.RETRYING, RunStatus.RUNNING]),
+    )
+    conn.execute(
+        sa.update(runs).where(*held, runs.c.lease_expires_at < until).values(lease_expires_at=until)
+    )
+    return set(conn.execute(sa.select(runs.c.id).where(*held)).scalars())
+
+
+def prune(
+    conn: sa.Connection, runs_before: float, events_before: float, limit: int
+) -> tuple[int, int]:
+    """Delete up to `limit` runs finished before `runs_before` with their attempts, and up to
+    `limit` events received before `events_before` that no run refers to. Small batches keep
+    each transaction short, so the pruning never holds up the runs being recorded."""
+    old_runs = list(
+        conn.execute(
+            sa.select(runs.c.id)
+            .where(runs.c.finished_at < runs_before)
+            .order_by(runs.c.id)
+            .limit(limit)
+        ).scalars()
+    )
+    if old_runs:
+        conn.execute(sa.delete(attempts).where(attempts.c.run_id.in_(old_runs)))
+        conn.execute(sa.delete(runs).where(runs.c.id.in_(old_runs)))
+    referenced = sa.select(runs.c.id).where(runs.c.event_id == events.c.id).exists()
+    old_events = list(
+        conn.execute(
+            sa.select(events.c.id)
+            .where(events.c.received_at < events_before, ~referenced)
+            .order_by(events.c.id)
+            .limit(limit)
+        ).scalars()
+    )
+    if old_events:
+        conn.execute(sa.delete(events).where(events.c.id.in_(old_events)))
+    return len(old_runs), len(old_events)
 
 
 def release_all(conn: sa.Connection) -> int:

@@ -51,6 +51,14 @@ class QueryStore:
     async def release(self, owner: str) -> int:
         return await self._write(queries.release, owner)
 
+    async def renew_leases(self, owner: str, until: float) -> set[str]:
+        return await self._write(queries.renew_leases, owner, until)
+
+    async def prune(
+        self, runs_before: float, events_before: float, limit: int = 500
+    ) -> tuple[int, int]:
+        return await self._write(queries.prune, runs_before, events_before, limit)
+
     async def get_run(self, run_id: str, consumer: str | None = None) -> Run | None:
         return await self._read(queries.get_run, run_id, consumer)
 

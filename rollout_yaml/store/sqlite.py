@@ -172,7 +172,7 @@ class SQLiteStore(QueryStore):
         into a few multi-row statements."""
         try:
             with conn.begin():
-                results = self._apply(conn, batch)
+                results = queries.apply_grouped(conn, [(op.fn, op.args) for op in batch])
         except Exception:  # one bad op must not fail its neighbours: retry them one by one
             for op in batch:
                 try:
@@ -183,26 +183,6 @@ class SQLiteStore(QueryStore):
             return
         for op, result in zip(batch, results, strict=True):
             op.resolve(result)
-
-    @staticmethod
-    def _apply(conn: sa.Connection, batch: list[_Op]) -> list[Any]:
-        results: dict[int, Any] = {}
-        ingests = [op for op in batch if op.fn is queries.ingest]
-        if ingests:
-            merged = queries.ingest(conn, [item for op in ingests for item in op.args[0]])
-            start = 0
-            for op in ingests:
-                size = len(op.args[0])
-                results[id(op)] = merged[start : start + size]
-                start += size
-        records = [op for op in batch if op.fn is queries.record]
-        if records:
-            queries.record_many(conn, [(op.args[0], op.args[1]) for op in records])
-            results.update({id(op): None for op in records})
-        for op in batch:
-            if id(op) not in results:
-                results[id(op)] = op.fn(conn, *op.args)
-        return [results[id(op)] for op in batch]
 
     # -- the Store protocol --------------------------------------------------------------
 
