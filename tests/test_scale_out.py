@@ -17,7 +17,9 @@ import httpx
 import pytest
 from app_server import Answer, AppServer
 from daemon_proc import Daemon
+from list_server import ListServer
 from pg_env import fetch
+from poll_env import automation, trigger, write_automations, write_shop
 from runner_env import copy_project
 
 EVENTS = 5000
@@ -182,3 +184,33 @@ def test_three_replicas_fire_a_schedule_once_per_tick(
     assert len(moments) >= 3
     gaps = {(b - a).total_seconds() for a, b in itertools.pairwise(moments)}
     assert gaps == {2.0}, f"ticks off their 2 s phase: {sorted(ticks)}"
+
+
+def test_three_replicas_poll_a_group_once_per_interval(
+    tmp_path: Path, app: AppServer, pg_database: str
+) -> None:
+    shop = ListServer(30).start()
+    try:
+        project = shared_project(tmp_path)
+        write_shop(project, shop.url, {"items": trigger("cursor", initial="emit", every="2s")})
+        # two automations with the same trigger, credential and inputParams: one poll group
+        write_automations(project, {"items-a": automation("items"), "items-b": automation("items")})
+        daemons = replicas(project, app, pg_database, 3)
+        try:
+            app.wait_for(60, timeout=30)  # 30 items, 2 automations
+            time.sleep(7)  # three more intervals with nothing new
+            shop.add(5)
+            app.wait_for(70, timeout=15)
+            time.sleep(2.5)
+        finally:
+            for daemon in daemons:
+                daemon.stop()
+    finally:
+        shop.stop()
+    polls = sorted(seen.at for seen in shop.pages_of("/cursor/items"))
+    gaps = [b - a for a, b in itertools.pairwise(polls)]
+    assert len(polls) >= 5
+    # one poll per 2 s interval across the three replicas, not one per replica
+    assert min(gaps) > 1.5, f"polled twice within an interval: {gaps}"
+    deliveries = Counter(r.path for r in app.requests if r.path.startswith("/orders/"))
+    assert deliveries == Counter({f"/orders/{n}": 2 for n in range(1, 36)})
