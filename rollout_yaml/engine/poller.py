@@ -99,6 +99,7 @@ class Poller:
         self._held: set[str] = set()
         self._limit = asyncio.Semaphore(CONCURRENT_POLLS)
         self._status: dict[str, dict[str, Any]] = {}
+        self._dry_run_said = False
 
     # -- scheduling ----------------------------------------------------------------------
 
@@ -128,6 +129,12 @@ class Poller:
 
     async def start_due(self) -> list[asyncio.Task[None]]:
         """Start a poll of every group that is due and not being polled here already."""
+        if self.config.current.settings.runtime.dry_run:
+            if not self._dry_run_said:  # `runtime.dry_run`: send nothing, polls included
+                self._dry_run_said = True
+                log.info("dry run: polls are not sent (`rollout-yaml poll` shows one)")
+            return list(self._running.values())
+        self._dry_run_said = False
         last_polled = await self._load()
         now = self._now()
         for group in self.groups().values():
