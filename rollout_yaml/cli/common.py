@@ -6,13 +6,16 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import yaml
 from rich.console import Console
 
 from rollout_yaml.config.project import Layout, find_project
+
+if TYPE_CHECKING:
+    from rollout_yaml.expr.compiled import CompiledAutomation, CompiledEnvironment
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -63,3 +66,39 @@ def read_payload(path: Path) -> Any:
 def fail(message: str, code: int = EXIT_USAGE) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+def compiled_or_exit(layout: Layout, env: str, **options: Any) -> CompiledEnvironment:
+    """The compiled environment; with errors, they are printed and the command exits 1 (it
+    would act on a configuration the runner refuses)."""
+    from rollout_yaml.config.diagnostics import format_text
+    from rollout_yaml.expr.compiler import load_and_compile
+
+    compiled, diagnostics = load_and_compile(layout, env, **options)
+    errors = [d for d in diagnostics if d.is_error]
+    if compiled is None or errors:
+        click.echo(format_text(errors or diagnostics, layout.root), err=True)
+        sys.exit(EXIT_CHECK_FAILED)
+    return compiled
+
+
+def automation_or_exit(
+    compiled: CompiledEnvironment, consumer: str, automation: str
+) -> CompiledAutomation:
+    """The consumer's automation, or a usage error suggesting the nearest name."""
+    from rollout_yaml.config.suggest import did_you_mean
+
+    target = compiled.automations.get((consumer, automation))
+    if target is None:
+        keys = [k for c, k in compiled.automations if c == consumer]
+        hint = (
+            did_you_mean(automation, keys, noun="automations")
+            if keys
+            else did_you_mean(consumer, compiled.consumers, noun="consumers")
+        )
+        fail(
+            f"no automation `{automation}` for consumer `{consumer}`"
+            + (f"; {hint}" if hint else "")
+        )
+    assert target is not None
+    return target

@@ -15,11 +15,18 @@ from typing import Any
 
 import click
 
-from rollout_yaml.cli.common import EXIT_CHECK_FAILED, EXIT_OK, fail, format_option, project_option
-from rollout_yaml.config.diagnostics import Severity, format_text
+from rollout_yaml.cli.common import (
+    EXIT_CHECK_FAILED,
+    EXIT_OK,
+    automation_or_exit,
+    compiled_or_exit,
+    fail,
+    format_option,
+    project_option,
+)
+from rollout_yaml.config.diagnostics import Severity
 from rollout_yaml.config.project import Layout
 from rollout_yaml.config.secrets import redact
-from rollout_yaml.config.suggest import did_you_mean
 from rollout_yaml.engine.credentials import Credentials
 from rollout_yaml.engine.live_config import LiveConfig
 from rollout_yaml.engine.metrics import Metrics
@@ -27,7 +34,6 @@ from rollout_yaml.engine.poller import PolledItemView, Poller, PollReport
 from rollout_yaml.engine.polls import PollFailed, PollFetch, PollGroup, group_of
 from rollout_yaml.engine.runtime import owner_id
 from rollout_yaml.expr.compiled import CompiledEnvironment
-from rollout_yaml.expr.compiler import load_and_compile
 from rollout_yaml.http.client import AppClients
 from rollout_yaml.store.base import Store
 from rollout_yaml.store.factory import open_store, sqlite_path
@@ -50,22 +56,8 @@ def poll(
     layout: Layout, env: str, consumer: str, automation: str, emit: bool, output_format: str
 ) -> None:
     """Run one poll now: pages, items with their ids, the cursor, and each payload."""
-    compiled, diagnostics = load_and_compile(layout, env, missing_secret=Severity.ERROR)
-    errors = [d for d in diagnostics if d.is_error]
-    if compiled is None or errors:
-        click.echo(format_text(errors or diagnostics, layout.root), err=True)
-        sys.exit(EXIT_CHECK_FAILED)
-    target = compiled.automations.get((consumer, automation))
-    if target is None:
-        keys = [k for c, k in compiled.automations if c == consumer]
-        hint = (
-            did_you_mean(automation, keys, noun="automations")
-            if keys
-            else did_you_mean(consumer, compiled.consumers, noun="consumers")
-        )
-        where = f"no automation `{automation}` for consumer `{consumer}`"
-        fail(where + (f"; {hint}" if hint else ""))
-        return
+    compiled = compiled_or_exit(layout, env, missing_secret=Severity.ERROR)
+    target = automation_or_exit(compiled, consumer, automation)
     group = group_of(compiled, target)
     if group is None:
         fail(

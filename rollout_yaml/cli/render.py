@@ -14,16 +14,15 @@ from rollout_yaml.cli.common import (
     EXIT_CHECK_FAILED,
     EXIT_OK,
     EXIT_USAGE,
+    automation_or_exit,
+    compiled_or_exit,
     format_option,
     project_option,
     read_payload,
 )
-from rollout_yaml.config.diagnostics import format_text
 from rollout_yaml.config.project import Layout
 from rollout_yaml.config.secrets import redact
-from rollout_yaml.config.suggest import did_you_mean
 from rollout_yaml.engine.preview import Preview, preview
-from rollout_yaml.expr.compiler import load_and_compile
 
 
 @click.command()
@@ -43,25 +42,8 @@ def render(
     layout: Layout, env: str, consumer: str, automation: str, payload_file: Path, output_format: str
 ) -> None:
     """Show the action request this payload would make. Nothing is sent."""
-    compiled, diagnostics = load_and_compile(layout, env)
-    errors = [d for d in diagnostics if d.is_error]
-    if compiled is None or errors:
-        click.echo(format_text(errors or diagnostics, layout.root), err=True)
-        sys.exit(EXIT_CHECK_FAILED)
-    target = compiled.automations.get((consumer, automation))
-    if target is None:
-        keys = [k for c, k in compiled.automations if c == consumer]
-        hint = (
-            did_you_mean(automation, keys, noun="automations")
-            if keys
-            else (did_you_mean(consumer, compiled.consumers, noun="consumers"))
-        )
-        click.echo(
-            f"error: no automation `{automation}` for consumer `{consumer}`"
-            + (f"; {hint}" if hint else ""),
-            err=True,
-        )
-        sys.exit(EXIT_USAGE)
+    compiled = compiled_or_exit(layout, env)
+    target = automation_or_exit(compiled, consumer, automation)
     try:
         payload = read_payload(payload_file)
     except (OSError, ValueError, yaml.YAMLError) as exc:
