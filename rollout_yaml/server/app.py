@@ -18,7 +18,7 @@ from rollout_yaml.server import (
     oauth_api,
     webhooks_api,
 )
-from rollout_yaml.server.fast_events import EventsFastLane
+from rollout_yaml.server.fast_lane import FastLane
 from rollout_yaml.server.redaction import RedactMiddleware
 from rollout_yaml.server.schemas import REQUEST_MODELS
 
@@ -49,7 +49,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(health.router(runtime))
     app.include_router(webhooks_api.router(runtime))
     app.include_router(oauth_api.router(runtime))
-    app.add_middleware(EventsFastLane, runtime=runtime)
+    app.add_middleware(FastLane, runtime=runtime)
     app.add_middleware(RedactMiddleware, secrets=lambda: runtime.config.current.secret_values)
     _document_request_bodies(app)
     return app
