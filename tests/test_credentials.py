@@ -1,14 +1,14 @@
 """Stored credentials in process: the cipher, the OAuth `state`, migration 4, and two replicas
-sharing one database refreshing a token once (against the real Authlib authorization server)."""
+sharing one database refreshing a token once (against the real Authlib authorization server).
+The tests that keep credentials in the store run on a SQLite file and a PostgreSQL database."""
 
 from __future__ import annotations
 
 import asyncio
 import shutil
-import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from oauth_provider import CLIENT_SECRET, Provider
 from runner_env import SECRETS
+from sqlalchemy.ext.asyncio import create_async_engine
+from store_env import close_stores, replica_stores
 
 from rollout_yaml.config.diagnostics import Severity
 from rollout_yaml.config.project import Layout
@@ -25,13 +27,17 @@ from rollout_yaml.engine.credentials import CredentialRejected, Credentials, Cre
 from rollout_yaml.expr.compiled import CompiledEnvironment
 from rollout_yaml.expr.compiler import load_and_compile
 from rollout_yaml.http.client import AppClients
-from rollout_yaml.store.migrations import LATEST, apply_migrations
+from rollout_yaml.store import schema
+from rollout_yaml.store.factory import open_store
+from rollout_yaml.store.migrations import LATEST
+from rollout_yaml.store.postgres import async_url
 from rollout_yaml.store.records import CredentialStatus
 from rollout_yaml.store.sqlite import SQLiteStore
 
 FIXTURE = Path(__file__).parent / "fixtures" / "oauth_project"
 KEY = Fernet.generate_key().decode()
 CALLBACK = "http://127.0.0.1:5999/oauth/callback"
+T = TypeVar("T")
 
 
 # -- the cipher ------------------------------------------------------------------------------
@@ -110,6 +116,8 @@ def test_state_expires_and_is_bound_to_the_environment_key(
     env: CompiledEnvironment, tmp_path: Path
 ) -> None:
     clock = Clock()
+    # The state is signed, not stored, until the callback uses it: this store is never opened,
+    # so the test has nothing to check on PostgreSQL.
     store = SQLiteStore(tmp_path / "state.db")
     flow = ConnectFlow(Credentials(store, AppClients(), "test", clock=clock))
     url = httpx.URL(flow.start(env, "acme", "crm", "crm", None, CALLBACK))
@@ -137,31 +145,78 @@ def test_state_expires_and_is_bound_to_the_environment_key(
 # -- migration 4 -----------------------------------------------------------------------------
 
 
-def test_migration_4_extends_a_version_1_database(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    db = sqlite3.connect(path)
-    db.executescript(
-        """
-        create table schema_version (version integer primary key, applied_at float not null);
-        insert into schema_version values (1, 0);
-        create table credentials (consumer varchar(200), key varchar(100), app varchar(100)
-            not null, ciphertext blob not null, status varchar(20) not null, updated_at float
-            not null, primary key (consumer, key));
-        insert into credentials values ('acme', 'crm', 'crm', x'00', 'active', 1.0);
-        """
+def _on(database: str, step: Callable[[sa.Connection], T]) -> T:
+    """`step` run in a transaction on the database, whichever backend it is."""
+    if database.startswith("sqlite"):
+        engine = sa.create_engine(database)
+        try:
+            with engine.begin() as conn:
+                return step(conn)
+        finally:
+            engine.dispose()
+
+    async def go() -> T:
+        engine = create_async_engine(async_url(database))
+        try:
+            async with engine.begin() as conn:
+                return await conn.run_sync(step)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+def _version_1(conn: sa.Connection) -> None:
+    """A database as version 1 left it: credentials without expiry or error, no OAuth states."""
+    old = sa.MetaData()
+    sa.Table(
+        "credentials",
+        old,
+        sa.Column("consumer", sa.String(200), primary_key=True),
+        sa.Column("key", sa.String(100), primary_key=True),
+        sa.Column("app", sa.String(100), nullable=False),
+        sa.Column("ciphertext", sa.LargeBinary, nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("updated_at", sa.Float, nullable=False),
     )
-    db.commit()
-    db.close()
-    engine = sa.create_engine(f"sqlite:///{path}")
-    with engine.begin() as conn:
-        assert 4 in apply_migrations(conn)
-    with engine.connect() as conn:
+    sa.Table(
+        "schema_version",
+        old,
+        sa.Column("version", sa.Integer, primary_key=True),
+        sa.Column("applied_at", sa.Float, nullable=False),
+    )
+    old.create_all(conn)
+    unchanged = [schema.events, schema.runs, schema.attempts, schema.poll_state, schema.leases]
+    schema.metadata.create_all(conn, tables=unchanged)
+    conn.execute(sa.text("insert into schema_version values (1, 0)"))
+    conn.execute(
+        old.tables["credentials"]
+        .insert()
+        .values(consumer="acme", key="crm", app="crm", ciphertext=b"\0", status="active")
+        .values(updated_at=1.0)
+    )
+
+
+def test_migration_4_extends_a_version_1_database(tmp_path: Path, database: str) -> None:
+    _on(database, _version_1)
+
+    async def upgrade() -> list[int]:
+        store = open_store(database, tmp_path)
+        try:
+            return await store.open()
+        finally:
+            await store.close()
+
+    assert 4 in asyncio.run(upgrade())
+
+    def check(conn: sa.Connection) -> None:
         columns = {c["name"] for c in sa.inspect(conn).get_columns("credentials")}
         assert {"expires_at", "error"} <= columns
         assert sa.inspect(conn).has_table("oauth_states")
         assert conn.execute(sa.text("select max(version) from schema_version")).scalar() == LATEST
         assert conn.execute(sa.text("select status from credentials")).scalar() == "active"
-    engine.dispose()
+
+    _on(database, check)
 
 
 # -- two replicas, one database --------------------------------------------------------------
@@ -177,15 +232,16 @@ async def _connect(flow: ConnectFlow, env: CompiledEnvironment) -> None:
 
 
 def test_two_replicas_refresh_an_expired_token_once(
-    env: CompiledEnvironment, provider: Provider, tmp_path: Path
+    env: CompiledEnvironment, provider: Provider, tmp_path: Path, database: str
 ) -> None:
     async def main() -> tuple[set[Any], int]:
-        store = SQLiteStore(tmp_path / "state.db")
-        await store.open()
+        stores = await replica_stores(database, tmp_path)
         clients = AppClients()
         try:
-            one = Credentials(store, clients, "replica-1")
-            two = Credentials(store, clients, "replica-2")
+            one, two = (
+                Credentials(store, clients, owner)
+                for store, owner in zip(stores, ("replica-1", "replica-2"), strict=True)
+            )
             provider.expires_in = 30  # inside the refresh margin at once
             await _connect(ConnectFlow(one), env)
             provider.expires_in = 3600
@@ -194,7 +250,7 @@ def test_two_replicas_refresh_an_expired_token_once(
             return {v["access_token"] for v in values}, provider.grants["refresh_token"]
         finally:
             await clients.close()
-            await store.close()
+            await close_stores(stores)
 
     tokens, refreshes = asyncio.run(main())
     assert refreshes == 1
@@ -202,10 +258,10 @@ def test_two_replicas_refresh_an_expired_token_once(
 
 
 def test_not_connected_and_needs_reauth_are_clear_errors(
-    env: CompiledEnvironment, provider: Provider, tmp_path: Path
+    env: CompiledEnvironment, provider: Provider, tmp_path: Path, database: str
 ) -> None:
     async def main() -> list[str]:
-        store = SQLiteStore(tmp_path / "state.db")
+        store = open_store(database, tmp_path)
         await store.open()
         clients = AppClients()
         messages = []
@@ -236,7 +292,7 @@ def test_not_connected_and_needs_reauth_are_clear_errors(
 
 
 def test_without_encryption_key_nothing_is_stored_and_the_setting_is_named(
-    env: CompiledEnvironment, tmp_path: Path
+    env: CompiledEnvironment, tmp_path: Path, database: str
 ) -> None:
     settings = env.settings.model_copy(update={"encryption_key": None})
     keyless = CompiledEnvironment(
@@ -244,7 +300,7 @@ def test_without_encryption_key_nothing_is_stored_and_the_setting_is_named(
     )
 
     async def main() -> list[str]:
-        store = SQLiteStore(tmp_path / "state.db")
+        store = open_store(database, tmp_path)
         await store.open()
         service = Credentials(store, AppClients(), "replica-1")
         messages = []

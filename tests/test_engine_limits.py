@@ -1,5 +1,6 @@
-"""Egress control and rate limits through the whole engine: a real SQLite file, the runtime's
-workers, and a real HTTP server on 127.0.0.1 standing in for the App."""
+"""Egress control and rate limits through the whole engine: a real SQLite file or PostgreSQL
+database (each test runs on both), the runtime's workers, and a real HTTP server on 127.0.0.1
+standing in for the App."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from runner_env import compile_env, copy_project
 
 from rollout_yaml.engine.intake import PushEvent
 from rollout_yaml.engine.runtime import Runtime
+from rollout_yaml.store.factory import open_store
 from rollout_yaml.store.records import Run, RunQuery, RunStatus
-from rollout_yaml.store.sqlite import SQLiteStore
 
 DONE = (RunStatus.SUCCEEDED, RunStatus.FAILED)
 
@@ -34,8 +35,8 @@ def _edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new), encoding="utf-8")
 
 
-async def _runtime(project: Path, app: AppServer, tmp_path: Path) -> Runtime:
-    store = SQLiteStore(tmp_path / "state.db")
+async def _runtime(project: Path, app: AppServer, database: str) -> Runtime:
+    store = open_store(database, project)
     await store.open()
     runtime = Runtime(compile_env(project, app.url), store)
     await runtime.start()
@@ -58,7 +59,7 @@ def _order(order_id: int) -> PushEvent:
 
 @pytest.mark.parametrize("allow_private", [False, True])
 def test_egress_policy_decides_whether_a_run_reaches_a_loopback_app(
-    tmp_path: Path, app: AppServer, allow_private: bool
+    tmp_path: Path, database: str, app: AppServer, allow_private: bool
 ) -> None:
     project = copy_project(tmp_path)
     _edit(
@@ -68,7 +69,7 @@ def test_egress_policy_decides_whether_a_run_reaches_a_loopback_app(
     )
 
     async def scenario() -> Run:
-        runtime = await _runtime(project, app, tmp_path)
+        runtime = await _runtime(project, app, database)
         try:
             await runtime.push("acme", [_order(1)])
             return (await _finished(runtime, "acme", 1))[0]
@@ -93,7 +94,7 @@ def test_egress_policy_decides_whether_a_run_reaches_a_loopback_app(
 
 
 def test_rate_limit_spaces_one_credentials_runs_and_leaves_the_workers_to_others(
-    tmp_path: Path, app: AppServer
+    tmp_path: Path, database: str, app: AppServer
 ) -> None:
     """Two workers; acme's credential may send 2 per 2.5 s, five runs are due at once. Runs that
     must wait longer than a moment go back to the queue, so globex's runs (another credential,
@@ -107,7 +108,7 @@ def test_rate_limit_spaces_one_credentials_runs_and_leaves_the_workers_to_others
     _edit(project / "environments" / "test" / "environment.yaml", "workers: 16", "workers: 2")
 
     async def scenario() -> tuple[list[Run], list[Run], float]:
-        runtime = await _runtime(project, app, tmp_path)
+        runtime = await _runtime(project, app, database)
         try:
             await runtime.push("acme", [_order(i) for i in range(1, 6)])
             await asyncio.sleep(0.3)

@@ -1,5 +1,6 @@
-"""Poll triggers through the real engine and SQLite, against a real paginated HTTP API on
-127.0.0.1, with the clock injected (no sleeping for intervals)."""
+"""Poll triggers through the real engine on a SQLite file and a PostgreSQL database (each test
+runs on both), against a real paginated HTTP API on 127.0.0.1, with the clock injected (no
+sleeping for intervals)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ from app_server import Answer, AppServer
 from list_server import ListServer
 from poll_env import automation, trigger, write_automations, write_shop
 from runner_env import SECRETS, compile_env, copy_project
+from store_env import close_stores, replica_stores
 
 from rollout_yaml.engine.runtime import Runtime
+from rollout_yaml.store.base import Store
+from rollout_yaml.store.factory import open_store
 from rollout_yaml.store.records import RunQuery
-from rollout_yaml.store.sqlite import SQLiteStore
 
 
 class Clock:
@@ -60,7 +63,7 @@ def project_with(
     return project
 
 
-async def started(project: Path, sink: AppServer, store: SQLiteStore, clock: Clock) -> Runtime:
+async def started(project: Path, sink: AppServer, store: Store, clock: Clock) -> Runtime:
     runtime = Runtime(compile_env(project, sink.url), store, clock=clock)
     await runtime.start(claim=False)
     return runtime
@@ -81,9 +84,17 @@ def paths(first: int, last: int) -> Counter[str]:
 # -- every pagination style against the real server -----------------------------------------
 
 
-@pytest.mark.parametrize("style", ["link", "cursor", "next", "page", "offset"])
+# Pagination is between the poller and the App: every style leaves the store the same cursor and
+# seen ids, so PostgreSQL runs one style (its trigger and store work are covered below as well).
+STYLES = [
+    *(("sqlite", s) for s in ("link", "cursor", "next", "page", "offset")),
+    ("postgresql", "cursor"),
+]
+
+
+@pytest.mark.parametrize(("database", "style"), STYLES, indirect=["database"])
 def test_each_pagination_style_emits_every_item_once_then_only_new_ones(
-    style: str, tmp_path: Path, sink: AppServer, shop: ListServer
+    style: str, tmp_path: Path, database: str, sink: AppServer, shop: ListServer
 ) -> None:
     project = project_with(
         tmp_path, shop, {"items": trigger(style)}, {"items-to-sink": automation("items")}
@@ -91,7 +102,7 @@ def test_each_pagination_style_emits_every_item_once_then_only_new_ones(
 
     async def scenario() -> None:
         clock = Clock()
-        store = SQLiteStore(tmp_path / "state.db")
+        store = open_store(database, tmp_path)
         await store.open()
         runtime = await started(project, sink, store, clock)
         try:
@@ -118,7 +129,7 @@ def test_each_pagination_style_emits_every_item_once_then_only_new_ones(
 
 
 def test_without_a_cursor_every_poll_reads_everything_and_seen_ids_drop_the_old(
-    tmp_path: Path, sink: AppServer, shop: ListServer
+    tmp_path: Path, database: str, sink: AppServer, shop: ListServer
 ) -> None:
     project = project_with(
         tmp_path,
@@ -129,7 +140,7 @@ def test_without_a_cursor_every_poll_reads_everything_and_seen_ids_drop_the_old(
 
     async def scenario() -> None:
         clock = Clock()
-        store = SQLiteStore(tmp_path / "state.db")
+        store = open_store(database, tmp_path)
         await store.open()
         runtime = await started(project, sink, store, clock)
         try:
@@ -149,7 +160,11 @@ def test_without_a_cursor_every_poll_reads_everything_and_seen_ids_drop_the_old(
 
 
 def test_max_pages_stops_the_poll_and_the_cursor_continues_from_there(
-    tmp_path: Path, sink: AppServer, shop: ListServer, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    database: str,
+    sink: AppServer,
+    shop: ListServer,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     shop.add(750)  # 1,000 items, 10 pages of 100
     project = project_with(
@@ -161,7 +176,7 @@ def test_max_pages_stops_the_poll_and_the_cursor_continues_from_there(
 
     async def scenario() -> None:
         clock = Clock()
-        store = SQLiteStore(tmp_path / "state.db")
+        store = open_store(database, tmp_path)
         await store.open()
         runtime = await started(project, sink, store, clock)
         try:
@@ -185,7 +200,7 @@ def test_max_pages_stops_the_poll_and_the_cursor_continues_from_there(
 
 
 def test_initial_skip_records_what_exists_and_emits_only_what_comes_later(
-    tmp_path: Path, sink: AppServer, shop: ListServer
+    tmp_path: Path, database: str, sink: AppServer, shop: ListServer
 ) -> None:
     project = project_with(
         tmp_path,
@@ -196,7 +211,7 @@ def test_initial_skip_records_what_exists_and_emits_only_what_comes_later(
 
     async def scenario() -> None:
         clock = Clock()
-        store = SQLiteStore(tmp_path / "state.db")
+        store = open_store(database, tmp_path)
         await store.open()
         runtime = await started(project, sink, store, clock)
         try:
@@ -216,7 +231,7 @@ def test_initial_skip_records_what_exists_and_emits_only_what_comes_later(
 
 
 def test_initial_emit_emits_what_exists_on_the_first_poll(
-    tmp_path: Path, sink: AppServer, shop: ListServer
+    tmp_path: Path, database: str, sink: AppServer, shop: ListServer
 ) -> None:
     project = project_with(
         tmp_path,
@@ -226,7 +241,7 @@ def test_initial_emit_emits_what_exists_on_the_first_poll(
     )
 
     async def scenario() -> None:
-        store = SQLiteStore(tmp_path / "state.db")
+        store = open_store(database, tmp_path)
         await store.open()
         runtime = await started(project, sink, store, Clock())
         try:
@@ -243,7 +258,7 @@ def test_initial_emit_emits_what_exists_on_the_first_poll(
 
 
 def test_identical_trigger_credential_and_input_share_one_poll(
-    tmp_path: Path, sink: AppServer, shop: ListServer
+    tmp_path: Path, database: str, sink: AppServer, shop: ListServer
 ) -> None:
     project = project_with(
         tmp_path,
@@ -258,7 +273,7 @@ def test_identical_trigger_credential_and_input_share_one_poll(
 
     async def scenario() -> None:
         clock = Clock()
-        store = SQLiteStore(tmp_path / "state.db")
+        store = open_store(database, tmp_path)
         await store.open()
         runtime = await started(project, sink, store, clock)
         try:
@@ -284,7 +299,7 @@ def test_identical_trigger_credential_and_input_share_one_poll(
 
 
 def test_two_replicas_sharing_a_database_poll_a_group_once_per_interval(
-    tmp_path: Path, sink: AppServer, shop: ListServer
+    tmp_path: Path, database: str, sink: AppServer, shop: ListServer
 ) -> None:
     shop.delay = 0.05  # polls overlap in time
     project = project_with(
@@ -293,10 +308,8 @@ def test_two_replicas_sharing_a_database_poll_a_group_once_per_interval(
 
     async def scenario() -> None:
         clock = Clock()
-        store = SQLiteStore(tmp_path / "state.db")
-        await store.open()
-        one = await started(project, sink, store, clock)
-        two = await started(project, sink, store, clock)
+        stores = await replica_stores(database, tmp_path)
+        one, two = [await started(project, sink, store, clock) for store in stores]
         assert one.owner != two.owner
         try:
             polled = await asyncio.gather(one.poller.poll_due(), two.poller.poll_due())
@@ -315,7 +328,7 @@ def test_two_replicas_sharing_a_database_poll_a_group_once_per_interval(
         finally:
             await one.stop(grace=5)
             await two.stop(grace=5)
-            await store.close()
+            await close_stores(stores)
 
     asyncio.run(scenario())
 
@@ -324,7 +337,11 @@ def test_two_replicas_sharing_a_database_poll_a_group_once_per_interval(
 
 
 def test_a_failing_page_is_logged_redacted_shown_and_retried_next_interval(
-    tmp_path: Path, sink: AppServer, shop: ListServer, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    database: str,
+    sink: AppServer,
+    shop: ListServer,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     shop.fail_on = {2: 503}
     project = project_with(
@@ -333,7 +350,7 @@ def test_a_failing_page_is_logged_redacted_shown_and_retried_next_interval(
 
     async def scenario() -> None:
         clock = Clock()
-        store = SQLiteStore(tmp_path / "state.db")
+        store = open_store(database, tmp_path)
         await store.open()
         runtime = await started(project, sink, store, clock)
         try:
@@ -359,7 +376,11 @@ def test_a_failing_page_is_logged_redacted_shown_and_retried_next_interval(
 
 
 def test_a_failing_poll_never_writes_the_credential_to_logs(
-    tmp_path: Path, sink: AppServer, shop: ListServer, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    database: str,
+    sink: AppServer,
+    shop: ListServer,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     shop.fail_on = {1: 401}  # the App's error message repeats the key it refused
     project = project_with(
@@ -367,7 +388,7 @@ def test_a_failing_poll_never_writes_the_credential_to_logs(
     )
 
     async def scenario() -> None:
-        store = SQLiteStore(tmp_path / "state.db")
+        store = open_store(database, tmp_path)
         await store.open()
         runtime = await started(project, sink, store, Clock())
         try:
@@ -384,7 +405,11 @@ def test_a_failing_poll_never_writes_the_credential_to_logs(
 
 
 def test_a_page_token_seen_twice_stops_the_poll_with_a_warning(
-    tmp_path: Path, sink: AppServer, shop: ListServer, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    database: str,
+    sink: AppServer,
+    shop: ListServer,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     shop.loop_cursor = True
     project = project_with(
@@ -392,7 +417,7 @@ def test_a_page_token_seen_twice_stops_the_poll_with_a_warning(
     )
 
     async def scenario() -> None:
-        store = SQLiteStore(tmp_path / "state.db")
+        store = open_store(database, tmp_path)
         await store.open()
         runtime = await started(project, sink, store, Clock())
         try:
@@ -409,7 +434,7 @@ def test_a_page_token_seen_twice_stops_the_poll_with_a_warning(
 
 
 def test_a_next_url_on_another_host_fails_the_poll(
-    tmp_path: Path, sink: AppServer, shop: ListServer
+    tmp_path: Path, database: str, sink: AppServer, shop: ListServer
 ) -> None:
     shop.foreign_next = True
     project = project_with(
@@ -417,7 +442,7 @@ def test_a_next_url_on_another_host_fails_the_poll(
     )
 
     async def scenario() -> None:
-        store = SQLiteStore(tmp_path / "state.db")
+        store = open_store(database, tmp_path)
         await store.open()
         runtime = await started(project, sink, store, Clock())
         try:
@@ -434,9 +459,9 @@ def test_a_next_url_on_another_host_fails_the_poll(
 # -- the seen ids ---------------------------------------------------------------------------
 
 
-def test_seen_ids_are_pruned_to_the_newest_per_group(tmp_path: Path) -> None:
+def test_seen_ids_are_pruned_to_the_newest_per_group(tmp_path: Path, database: str) -> None:
     async def scenario() -> None:
-        store = SQLiteStore(tmp_path / "state.db")
+        store = open_store(database, tmp_path)
         await store.open()
         try:
             for batch in range(5):
@@ -455,7 +480,7 @@ def test_seen_ids_are_pruned_to_the_newest_per_group(tmp_path: Path) -> None:
 
 
 def test_poll_pages_draw_from_the_credentials_rate_limit(
-    tmp_path: Path, sink: AppServer, shop: ListServer
+    tmp_path: Path, database: str, sink: AppServer, shop: ListServer
 ) -> None:
     project = project_with(
         tmp_path, shop, {"items": trigger("cursor")}, {"items-to-sink": automation("items")}
@@ -468,7 +493,7 @@ def test_poll_pages_draw_from_the_credentials_rate_limit(
     )
 
     async def scenario() -> None:
-        store = SQLiteStore(tmp_path / "state.db")
+        store = open_store(database, tmp_path)
         await store.open()
         runtime = await started(project, sink, store, Clock())
         try:

@@ -1,5 +1,9 @@
 """Several runtimes on one PostgreSQL database, in-process, sending to a real HTTP server: what
-replicas rely on besides the store (lease renewal of a backlog, pruning under a lease)."""
+replicas rely on besides the store (lease renewal of a backlog, pruning under a lease).
+
+PostgreSQL only, by nature: replicas exist only there. A SQLite file is opened by one process at
+a time (the store takes a lock), so no other runner can claim its runs, take its leases or
+outlive it, and a database going away is a network failure SQLite has no equivalent of."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Webhook parts in-process: subscriptions made once across replicas sharing one database,
-taken over when the holder's lease expires; dedupe keys of deliveries without ids."""
+taken over when the holder's lease expires; dedupe keys of deliveries without ids. The tests
+that keep hooks in the store run on a SQLite file and a PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from app_server import Answer, AppServer
 from cryptography.fernet import Fernet
 from runner_env import copy_project, environ
+from store_env import close_stores, replica_stores
 from webhook_project import SECRETS, add_webhooks
 
 from rollout_yaml.config.diagnostics import Severity
@@ -19,13 +21,13 @@ from rollout_yaml.config.project import Layout
 from rollout_yaml.engine.errors import EventRejected
 from rollout_yaml.engine.live_config import LiveConfig
 from rollout_yaml.engine.runtime import Runtime
-from rollout_yaml.engine.subscriptions import Subscriptions
+from rollout_yaml.engine.subscriptions import LEASE_NAME, Subscriptions
 from rollout_yaml.engine.webhooks import Delivery, extract
 from rollout_yaml.expr.compiled import CompiledEnvironment
 from rollout_yaml.expr.compiler import load_and_compile
 from rollout_yaml.http.client import AppClients
+from rollout_yaml.store.factory import open_store
 from rollout_yaml.store.records import HookState, RunQuery
-from rollout_yaml.store.sqlite import SQLiteStore
 
 
 @pytest.fixture
@@ -58,25 +60,24 @@ class Clock:
 
 
 def test_two_replicas_subscribe_once_and_the_survivor_takes_over(
-    tmp_path: Path, hooks_app: AppServer
+    tmp_path: Path, database: str, hooks_app: AppServer
 ) -> None:
     env = compiled(tmp_path, hooks_app.url)
 
     async def scenario() -> None:
-        store = SQLiteStore(tmp_path / "state.db")
-        await store.open()
+        stores = await replica_stores(database, tmp_path)
         clients = AppClients()
         clock = Clock()
         config = LiveConfig(env)
         one, two = (
-            Subscriptions(config, store, clients, owner=owner, clock=clock, lease_ttl=60)
-            for owner in ("replica-1", "replica-2")
+            Subscriptions(config, replica, clients, owner=owner, clock=clock, lease_ttl=60)
+            for replica, owner in zip(stores, ("replica-1", "replica-2"), strict=True)
         )
         try:
             await asyncio.gather(one.sync(), two.sync())
             await asyncio.gather(one.sync(), two.sync())
             assert [(r.method, r.path) for r in hooks_app.requests] == [("POST", "/webhooks")]
-            hooks = await store.list_hooks()
+            hooks = await stores[0].list_hooks()
             assert {h.automation for h in hooks} == {
                 "std-vector",
                 "std",
@@ -89,22 +90,26 @@ def test_two_replicas_subscribe_once_and_the_survivor_takes_over(
             [orders] = [h for h in hooks if h.automation == "orders"]
             assert orders.subscription == {"id": "9"} and orders.state is HookState.ACTIVE
 
-            # the holder stops renewing (it died); after the lease expires the other one works
+            # whichever won the race holds the lease (on PostgreSQL either may): it stops
+            # renewing (it died); after the lease expires the other one works
+            first_holds = await stores[0].acquire_lease(LEASE_NAME, "replica-1", clock.now, 60)
+            survivor = two if first_holds else one
+            store = stores[1] if first_holds else stores[0]
             removed = {k: a for k, a in env.automations.items() if k != ("hooky", "orders")}
             previous = config.current
             config.swap(_with_automations(env, removed))
-            two.changed(previous)
-            await two.sync()
-            assert len(hooks_app.requests) == 1  # replica-1 still holds the lease
+            survivor.changed(previous)
+            await survivor.sync()
+            assert len(hooks_app.requests) == 1  # the holder's lease is still live
             clock.now += 61
-            await two.sync()
+            await survivor.sync()
             assert [(r.method, r.path) for r in hooks_app.requests][1:] == [
                 ("DELETE", "/webhooks/9")
             ]
             assert "orders" not in {h.automation for h in await store.list_hooks()}
         finally:
             await clients.close()
-            await store.close()
+            await close_stores(stores)
 
     asyncio.run(scenario())
 
@@ -132,7 +137,7 @@ def test_deliveries_without_ids_dedupe_on_content_or_the_delivery_id(
 
 
 def test_a_stored_credential_not_connected_yet_waits_visibly(
-    tmp_path: Path, hooks_app: AppServer
+    tmp_path: Path, database: str, hooks_app: AppServer
 ) -> None:
     project = copy_project(tmp_path)
     consumer = add_webhooks(project)
@@ -149,7 +154,7 @@ def test_a_stored_credential_not_connected_yet_waits_visibly(
     assert env is not None, [d for d in diagnostics if d.is_error]
 
     async def scenario() -> None:
-        store = SQLiteStore(tmp_path / "state.db")
+        store = open_store(database, tmp_path)
         await store.open()
         runtime = Runtime(env, store)
         try:
@@ -193,14 +198,14 @@ def with_encryption_key(env: CompiledEnvironment) -> CompiledEnvironment:
 
 
 def test_a_new_public_url_moves_the_subscription_and_keeps_the_hook_id(
-    tmp_path: Path, hooks_app: AppServer
+    tmp_path: Path, database: str, hooks_app: AppServer
 ) -> None:
     env = compiled(tmp_path, hooks_app.url)
     server = env.settings.server.model_copy(update={"public_url": "https://hooks.example.com/ry/"})
     moved = replace(env, settings=env.settings.model_copy(update={"server": server}))
 
     async def scenario() -> None:
-        store = SQLiteStore(tmp_path / "state.db")
+        store = open_store(database, tmp_path)
         await store.open()
         clients = AppClients()
         config = LiveConfig(env)
