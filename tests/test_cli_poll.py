@@ -7,21 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from app_server import Answer, AppServer
+from app_server import AppServer
 from daemon_proc import Daemon
 from list_server import ListServer
 from poll_env import automation, trigger, write_automations, write_shop
 from runner_env import SECRETS, copy_project
 
 ARGS = ("poll", "--env", "test", "--consumer", "acme", "--automation", "items-to-sink")
-
-
-@pytest.fixture
-def sink() -> Iterator[AppServer]:
-    server = AppServer().start()
-    server.default = Answer(200, {"received": True})
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -12,19 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from app_server import Answer, AppServer
+from app_server import AppServer
 from daemon_proc import Daemon, free_port
 from list_server import ListServer
 from poll_env import automation, trigger, write_automations, write_shop
 from runner_env import SECRETS, copy_project
-
-
-@pytest.fixture
-def sink() -> Iterator[AppServer]:
-    server = AppServer().start()
-    server.default = Answer(200, {"received": True})
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from app_server import Answer, AppServer
+from app_server import AppServer
 from list_server import ListServer
 from poll_env import automation, trigger, write_automations, write_shop
 from runner_env import SECRETS, compile_env, copy_project
@@ -34,14 +34,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def sink() -> Iterator[AppServer]:
-    server = AppServer().start()
-    server.default = Answer(200, {"received": True})
-    yield server
-    server.stop()
 
 
 @pytest.fixture

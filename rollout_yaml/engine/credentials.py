@@ -101,11 +101,11 @@ def configured_values(env: CompiledEnvironment, consumer: str, key: str | None) 
     return dict(credential.values)
 
 
-def secrets_with(env: CompiledEnvironment, extra: frozenset[str]) -> frozenset[str]:
-    """The environment's secret set, reused as is (its redaction pattern is compiled once)
-    unless the credential adds values the configuration does not hold."""
-    added = extra - env.secret_values
-    return env.secret_values | added if added else env.secret_values
+def secrets_with(secrets: frozenset[str], extra: frozenset[str]) -> frozenset[str]:
+    """`secrets` plus the values of `extra` it lacks. The set is returned as is when nothing is
+    added, so its redaction pattern (compiled once per set) is reused."""
+    added = extra - secrets
+    return secrets | added if added else secrets
 
 
 def oauth_client(target: Declared, values: Mapping[str, Any]) -> oauth2.Client:

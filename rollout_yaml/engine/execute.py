@@ -21,7 +21,7 @@ from rollout_yaml.engine.live_config import LiveConfig
 from rollout_yaml.engine.mapping import automation_context, render_action_input
 from rollout_yaml.engine.metrics import Metrics
 from rollout_yaml.engine.work import WorkItem
-from rollout_yaml.expr.compiled import CompiledApp, CompiledAutomation, CompiledEnvironment
+from rollout_yaml.expr.compiled import CompiledAutomation, CompiledEnvironment
 from rollout_yaml.expr.templates import RenderError
 from rollout_yaml.http.client import AppClients, SendError
 from rollout_yaml.http.rate_limit import quota_for
@@ -106,7 +106,7 @@ class Executor:
             )
         # The environment's set is reused as is (its redaction pattern is compiled once);
         # a credential's secrets are added only when the configuration does not hold them.
-        secrets = secrets_with(env, self._credential_secrets(env, automation))
+        secrets = secrets_with(env.secret_values, self._credential_secrets(env, automation))
         try:
             return await self._attempt(env, automation, item, attempt_number, secrets)
         except _Failed as failed:
@@ -136,14 +136,6 @@ class Executor:
         key = automation.action_credential
         assert key is not None
         return await self.credentials.renew_after_401(env, automation.consumer, key, used)
-
-    @staticmethod
-    def _with_secrets(
-        secrets: frozenset[str], app: CompiledApp, credential: dict[str, Any]
-    ) -> frozenset[str]:
-        """`secrets` plus the credential's secret values it lacks (stored ones, new tokens)."""
-        extra = secret_values(app, credential) - secrets
-        return secrets | extra if extra else secrets
 
     def _credential_secrets(
         self, env: CompiledEnvironment, automation: CompiledAutomation
@@ -192,7 +184,7 @@ class Executor:
             return await self._after_failure(
                 item, number, secrets, attempt, inputs, str(exc), "credential", delay
             )
-        secrets = self._with_secrets(secrets, app, credential)
+        secrets = secrets_with(secrets, secret_values(app, credential))
         request_context = {
             "input": inputs,
             "credential": credential,
@@ -244,7 +236,7 @@ class Executor:
                 except CredentialUnavailable as exc:
                     renewed, unrenewable = None, exc
                 if renewed is not None:
-                    secrets = self._with_secrets(secrets, app, renewed)
+                    secrets = secrets_with(secrets, secret_values(app, renewed))
                     request = build(renewed)
                     recorded_request = request_record(request, secrets)
                     answer = await self.clients.send(app.key, request, max_bytes)

@@ -234,7 +234,7 @@ class PollFetch:
                 )
         except CredentialUnavailable as exc:
             raise PollFailed("credential", str(exc)) from exc
-        self.secrets = secrets_with(self.env, secret_values(self.app, values))
+        self.secrets = secrets_with(self.env.secret_values, secret_values(self.app, values))
         return values
 
     async def _renewed(self, used: dict[str, Any]) -> dict[str, Any] | None:
@@ -249,7 +249,7 @@ class PollFetch:
         except CredentialUnavailable as exc:
             raise PollFailed("credential", str(exc)) from exc
         if fresh is not None:
-            self.secrets = secrets_with(self.env, secret_values(self.app, fresh))
+            self.secrets = secrets_with(self.env.secret_values, secret_values(self.app, fresh))
         return fresh
 
     def _first(self, credential: dict[str, Any]) -> tuple[PreparedRequest, Paginator]:

@@ -26,11 +26,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollout_yaml.config.secrets import redact
-from rollout_yaml.engine.credentials import Credentials, CredentialUnavailable
+from rollout_yaml.engine.credentials import (
+    Credentials,
+    CredentialUnavailable,
+    secret_values,
+    secrets_with,
+)
 from rollout_yaml.engine.live_config import LiveConfig
 from rollout_yaml.engine.webhooks import (
     connector_context,
-    credential_secrets,
     credential_values,
     fingerprint,
     is_webhook,
@@ -370,7 +374,9 @@ class Subscriptions:
     ) -> Any:
         """Build and send one subscription request with the consumer's credential, the way
         actions are sent; a non-2xx answer (except 404/410 when removing) is a failure."""
-        secrets_ = target.env.secret_values | credential_secrets(target.app, target.credential)
+        secrets_ = secrets_with(
+            target.env.secret_values, secret_values(target.app, target.credential)
+        )
         context = connector_context(
             target.app, hook.input or {}, target.credential, url, subscription
         )

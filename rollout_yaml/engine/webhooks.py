@@ -95,11 +95,6 @@ async def credential_values(
     return dict(credential.values)
 
 
-def credential_secrets(app: CompiledApp, values: Mapping[str, Any]) -> frozenset[str]:
-    fields = app.connector.secret_fields()
-    return frozenset(str(v) for k, v in values.items() if k in fields and v)
-
-
 def connector_context(
     app: CompiledApp,
     input_params: Mapping[str, Any],
