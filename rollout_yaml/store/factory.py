@@ -19,14 +19,18 @@ def sqlite_path(env_dir: Path) -> Path:
     return env_dir / ".rollout" / "state.db"
 
 
-def open_store(database: str, env_dir: Path) -> Store:
+def open_store(
+    database: str, env_dir: Path, *, among_processes: bool = False, lock_wait: float = 0.0
+) -> Store:
     """`sqlite` (the default) is `.rollout/state.db` in the environment's folder; a
-    `postgresql://` URL is a database several runners may share."""
-    if database == "sqlite":
-        return SQLiteStore(sqlite_path(env_dir))
-    if database.startswith("sqlite:///"):
-        path = Path(database.removeprefix("sqlite:///"))
-        return SQLiteStore(path if path.is_absolute() else env_dir / path)
+    `postgresql://` URL is a database several runners may share. `among_processes` and
+    `lock_wait` are for SQLite under `runtime.processes` (`store/sqlite.py`)."""
+    if database == "sqlite" or database.startswith("sqlite:///"):
+        path = sqlite_path(env_dir)
+        if database != "sqlite":
+            path = Path(database.removeprefix("sqlite:///"))
+            path = path if path.is_absolute() else env_dir / path
+        return SQLiteStore(path, among_processes=among_processes, lock_wait=lock_wait)
     if database.startswith(("postgresql://", "postgres://", "postgresql+asyncpg://")):
         from rollout_yaml.store.postgres import PostgresStore
 

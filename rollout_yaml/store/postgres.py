@@ -19,11 +19,13 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from rollout_yaml import json_codec
 from rollout_yaml.store import queries
 from rollout_yaml.store.base import DatabaseUnavailable
 from rollout_yaml.store.migrations import apply_migrations
@@ -79,6 +81,8 @@ class _Op:
 
 
 class PostgresStore(QueryStore):
+    shared = True
+
     def __init__(self, database: str, *, pool_size: int = 10) -> None:
         self.url = async_url(database)
         self.timeout = connect_timeout(database)
@@ -87,6 +91,7 @@ class PostgresStore(QueryStore):
         self._pending: list[_Op] = []
         self._writers: set[asyncio.Task[None]] = set()
         self._active = 0  # writer loops running; counted down the moment one finds no work
+        self._listener: Any = None  # the asyncpg connection that LISTENs, once asked for
 
     @property
     def safe_url(self) -> str:
@@ -102,6 +107,8 @@ class PostgresStore(QueryStore):
             pool_pre_ping=True,  # a server restart leaves dead connections in the pool
             pool_recycle=1800,
             connect_args={"timeout": self.timeout},
+            json_serializer=json_codec.dumps_text,
+            json_deserializer=json_codec.loads_stored,
         )
         try:
             async with self._engine.begin() as conn:
@@ -117,7 +124,18 @@ class PostgresStore(QueryStore):
             ) from None
         return applied
 
+    async def listen_automations(self, changed: Callable[[], None]) -> None:
+        """LISTEN on a connection of its own (a pooled one would be handed to others)."""
+        dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._listener = await asyncpg.connect(dsn, timeout=self.timeout)
+        await self._listener.add_listener(
+            queries.AUTOMATIONS_CHANNEL, lambda *_notification: changed()
+        )
+
     async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
         while self._writers:
             await asyncio.gather(*self._writers, return_exceptions=True)
         if self._engine is not None:
@@ -179,6 +197,9 @@ class PostgresStore(QueryStore):
                 log.info("transaction retried after %s", _sqlstate(exc))
                 await asyncio.sleep(0.01 * (attempt + 1))
         raise AssertionError("unreachable")
+
+    async def _write_alone(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self._transaction(fn, *args)
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         engine = self._engine

@@ -6,6 +6,9 @@ directly, PostgreSQL's async engine through `AsyncConnection.run_sync`.
 
 from __future__ import annotations
 
+import json
+import math
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -13,28 +16,38 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from rollout_yaml.store.records import (
+    TERMINAL,
     Attempt,
+    AutomationStatus,
     CredentialStatus,
     EventRecord,
     Hook,
     HookState,
     Ingested,
     NewEvent,
+    NewNotification,
     NewRun,
+    Notification,
+    NotificationQuery,
+    NotificationStatus,
     Run,
     RunQuery,
     RunStatus,
     RunUpdate,
+    StoredAutomation,
     StoredCredential,
 )
 from rollout_yaml.store.schema import (
     attempts,
+    automations,
     credentials,
     events,
     leases,
+    notifications,
     oauth_states,
     poll_seen,
     poll_state,
+    rate_limits,
     runs,
     webhooks,
 )
@@ -92,7 +105,7 @@ def apply_grouped(
             start += size
     records = [i for i, (fn, _) in enumerate(calls) if fn is record]
     if records:
-        record_many(conn, [(calls[i][1][0], calls[i][1][1]) for i in records])
+        record_many(conn, [_record_args(*calls[i][1]) for i in records])
         results.update(dict.fromkeys(records))
     for i, (fn, args) in enumerate(calls):
         if i not in results:
@@ -101,12 +114,13 @@ def apply_grouped(
 
 
 def _run_row(run: NewRun) -> dict[str, Any]:
+    """Every row has the same keys: a multi-row INSERT takes its columns from the first row,
+    so a key present on some rows only would be dropped from the others, or fail."""
     row = _row(run)
     row["status"] = str(run.status)
     row["attempts"] = 0
     row["updated_at"] = run.created_at
-    if run.status in (RunStatus.FILTERED, RunStatus.DRY_RUN):
-        row["finished_at"] = run.created_at
+    row["finished_at"] = run.created_at if run.status in TERMINAL else None
     return row
 
 
@@ -145,19 +159,37 @@ def _row(record: Any) -> dict[str, Any]:
     return {name: getattr(record, name) for name in record.__dataclass_fields__}
 
 
-def record(conn: sa.Connection, update: RunUpdate, attempt: Attempt | None) -> None:
-    record_many(conn, [(update, attempt)])
+Recorded = tuple[RunUpdate, Attempt | None, Sequence[NewNotification]]
 
 
-def record_many(conn: sa.Connection, items: Sequence[tuple[RunUpdate, Attempt | None]]) -> None:
+def _record_args(
+    update: RunUpdate,
+    attempt: Attempt | None,
+    notices: Sequence[NewNotification] = (),
+) -> Recorded:
+    return update, attempt, notices
+
+
+def record(
+    conn: sa.Connection,
+    update: RunUpdate,
+    attempt: Attempt | None,
+    notices: Sequence[NewNotification] = (),
+) -> None:
+    record_many(conn, [(update, attempt, notices)])
+
+
+def record_many(conn: sa.Connection, items: Sequence[Recorded]) -> None:
     """Save attempts and run states: one multi-row INSERT and one executemany UPDATE (a
-    statement compiled once and cached), however many runs the batch holds."""
-    attempt_rows = [_row(attempt) for _, attempt in items if attempt is not None]
+    statement compiled once and cached), however many runs the batch holds. The
+    notifications that report them (a run's end) are inserted in the same transaction."""
+    attempt_rows = [_row(attempt) for _, attempt, _ in items if attempt is not None]
     if attempt_rows:
         # RETURNING makes SQLAlchemy send one multi-row INSERT instead of a row-by-row loop
         conn.execute(sa.insert(attempts).returning(attempts.c.number), attempt_rows).all()
+    add_notifications(conn, [notice for _, _, notices in items for notice in notices])
     rows = []
-    for update, _ in items:
+    for update, _, _ in items:
         row = {f"b_{name}": getattr(update, name) for name in _UPDATED_COLUMNS}
         row["b_id"] = update.run_id
         row["b_status"] = str(update.status)
@@ -241,6 +273,11 @@ def release_all(conn: sa.Connection) -> int:
     """Give up every lease, of runs and named ones (a process that owns the database alone
     knows their owners are gone); return how many runs were leased."""
     conn.execute(sa.delete(leases))
+    conn.execute(
+        sa.update(notifications)
+        .where(notifications.c.lease_owner.is_not(None))
+        .values(lease_owner=None, lease_expires_at=None)
+    )
     result = conn.execute(
         sa.update(runs)
         .where(runs.c.lease_owner.is_not(None))
@@ -250,6 +287,8 @@ def release_all(conn: sa.Connection) -> int:
 
 
 def release(conn: sa.Connection, owner: str) -> int:
+    """Give up `owner`'s leases of runs and notifications; return how many runs."""
+    release_notifications(conn, owner)
     result = conn.execute(
         sa.update(runs)
         .where(runs.c.lease_owner == owner)
@@ -425,6 +464,12 @@ def save_poll_state(conn: sa.Connection, key: str, state: Any, poll: str, keep: 
     return int(result.rowcount or 0)
 
 
+def drop_poll_state(conn: sa.Connection, key: str, poll: str) -> None:
+    """Forget a poll group (its last automation was deleted): its state and seen ids."""
+    conn.execute(sa.delete(poll_state).where(poll_state.c.key == key))
+    conn.execute(sa.delete(poll_seen).where(poll_seen.c.poll == poll))
+
+
 def count_by_status(conn: sa.Connection) -> dict[str, int]:
     rows = conn.execute(sa.select(runs.c.status, sa.func.count()).group_by(runs.c.status))
     return {status: int(count) for status, count in rows}
@@ -441,6 +486,82 @@ def acquire_lease(conn: sa.Connection, name: str, owner: str, now: float, ttl: f
         where=sa.or_(leases.c.owner == owner, leases.c.expires_at <= now),
     ).returning(leases.c.owner)
     return conn.execute(upsert).scalar() == owner
+
+
+def _database_now(conn: sa.Connection) -> float:
+    if conn.dialect.name == "postgresql":
+        clock = sa.text("SELECT extract(epoch FROM clock_timestamp())")
+        return float(conn.execute(clock).scalar_one())
+    return time.time()
+
+
+def _rate_log(conn: sa.Connection, key: str) -> tuple[list[list[Any]], float]:
+    """The quota's entries `[sent_at, answered_at | null, token, expires_at]`, row locked, and
+    the database's time once the lock is held: a time read before the lock was waited for
+    would date an answer too early, and the App could see N + 1 sends within `per`."""
+    conn.execute(
+        _insert_ignoring_duplicates(conn, rate_limits).values(key=key, slots="[]", updated_at=0.0)
+    )
+    read = sa.select(rate_limits.c.slots).where(rate_limits.c.key == key)
+    if conn.dialect.name == "postgresql":
+        read = read.with_for_update()
+    log = list(json.loads(conn.execute(read).scalar_one()))
+    return log, _database_now(conn)
+
+
+def _save_rate_log(conn: sa.Connection, key: str, log: list[list[Any]], now: float) -> None:
+    conn.execute(
+        sa.update(rate_limits)
+        .where(rate_limits.c.key == key)
+        .values(slots=json.dumps(log), updated_at=now)
+    )
+
+
+def reserve_rate_slot(
+    conn: sa.Connection,
+    key: str,
+    requests: int,
+    per: float,
+    margin: float,
+    token: str,
+    expiry: float,
+) -> float:
+    """Take a send slot of the quota `key` now, for whichever replica asks, when fewer than
+    `requests` sends may have reached the App within the last `per` (plus `margin`). A send
+    counts until `per` after its answer came back (`confirm_rate_slot`): the App saw it before
+    that, however late it left; one still in flight counts until its answer, or `expiry`
+    after it left (a replica that died). Returns 0 when the slot is taken (recorded under
+    `token`: send at once), else the seconds after which to ask again. The row is locked while
+    it is read and written, and times are the database's own."""
+    entries, now = _rate_log(conn, key)
+    horizon = now - per - margin
+
+    def upper(entry: list[Any]) -> float:
+        """The latest the App may have seen this send (or may still see it)."""
+        _sent, answered, _, expires = entry
+        if answered is not None:
+            return float(answered)
+        return math.inf if now < float(expires) else float(expires)
+
+    log = [entry for entry in entries if upper(entry) > horizon]
+    if len(log) < requests:
+        _save_rate_log(conn, key, [*log, [now, None, token, now + expiry]], now)
+        return 0.0
+    _save_rate_log(conn, key, log, now)
+    leaving = sorted(upper(entry) for entry in log)[len(log) - requests]
+    if leaving == math.inf:  # the window is full of sends still in flight: look again soon
+        return max(0.01, per * 0.05)
+    return max(0.001, leaving - horizon)
+
+
+def confirm_rate_slot(conn: sa.Connection, key: str, token: str) -> None:
+    """The send taken under `token` has its answer (or its error): it counts until `per`
+    after now."""
+    log, now = _rate_log(conn, key)
+    for entry in log:
+        if entry[2] == token and entry[1] is None:
+            entry[1] = now
+    _save_rate_log(conn, key, log, now)
 
 
 def release_lease(conn: sa.Connection, name: str, owner: str) -> None:
@@ -494,6 +615,8 @@ def _credential(row: Any) -> StoredCredential:
         updated_at=row.updated_at,
         expires_at=row.expires_at,
         error=row.error,
+        label=row.label,
+        tested_at=row.tested_at,
     )
 
 
@@ -511,7 +634,11 @@ def list_credentials(conn: sa.Connection, consumer: str | None) -> list[StoredCr
     return [_credential(row) for row in conn.execute(query)]
 
 
+_TEST_COLUMNS = ("label", "tested_at")  # written by `label_credential` only
+
+
 def put_credential(conn: sa.Connection, credential: StoredCredential) -> None:
+    """Insert a stored credential, or replace its values and status (keeping its label)."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     values = _row(credential)
     values["status"] = str(credential.status)
@@ -520,7 +647,9 @@ def put_credential(conn: sa.Connection, credential: StoredCredential) -> None:
         insert.on_conflict_do_update(
             index_elements=[credentials.c.consumer, credentials.c.key],
             set_={
-                name: insert.excluded[name] for name in values if name not in ("consumer", "key")
+                name: insert.excluded[name]
+                for name in values
+                if name not in ("consumer", "key", *_TEST_COLUMNS)
             },
         )
     )
@@ -540,13 +669,34 @@ def mark_credential(
     status: CredentialStatus,
     error: str | None,
     updated_at: float,
-) -> None:
-    """Change a credential's status (e.g. `needs_reauth` with the provider's reason)."""
-    conn.execute(
+    notices: Sequence[NewNotification] = (),
+) -> bool:
+    """Change a credential's status (e.g. `needs_reauth` with the provider's reason); True
+    when the status changed. `notices` (what reports the change) are stored only then, in
+    the same transaction: of two replicas marking it at once, one changes it (the row lock
+    makes the other's condition false when it gets the row)."""
+    row = sa.and_(credentials.c.consumer == consumer, credentials.c.key == key)
+    values = {"status": str(status), "error": error, "updated_at": updated_at}
+    changed = conn.execute(
+        sa.update(credentials).where(row, credentials.c.status != str(status)).values(values)
+    ).rowcount
+    if not changed:
+        conn.execute(sa.update(credentials).where(row).values(values))
+    if changed and notices:
+        add_notifications(conn, notices)
+    return bool(changed)
+
+
+def label_credential(
+    conn: sa.Connection, consumer: str, key: str, label: str | None, tested_at: float | None
+) -> bool:
+    """Set (or clear) what the last auth test said; False if there is no such credential."""
+    result = conn.execute(
         sa.update(credentials)
         .where(credentials.c.consumer == consumer, credentials.c.key == key)
-        .values(status=str(status), error=error, updated_at=updated_at)
+        .values(label=label, tested_at=tested_at)
     )
+    return bool(result.rowcount)
 
 
 def use_oauth_state(conn: sa.Connection, nonce: str, now: float, expires_at: float) -> bool:
@@ -556,3 +706,267 @@ def use_oauth_state(conn: sa.Connection, nonce: str, now: float, expires_at: flo
     insert = _insert_ignoring_duplicates(conn, oauth_states)
     result = conn.execute(insert, {"nonce": nonce, "expires_at": expires_at})
     return result.rowcount == 1
+
+
+# -- runtime automations -------------------------------------------------------------------
+
+
+AUTOMATIONS_CHANNEL = "rollout_automations"
+"""PostgreSQL notifies it in every transaction that writes a runtime automation (delivered at
+commit): replicas listening compile the change at once."""
+
+
+def _changed_automations(conn: sa.Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": AUTOMATIONS_CHANNEL})
+
+
+def automation_versions(conn: sa.Connection) -> dict[tuple[str, str], int]:
+    """The version of every runtime automation (a replica compares it with what it runs)."""
+    query = sa.select(automations.c.consumer, automations.c.key, automations.c.version)
+    return {(row.consumer, row.key): int(row.version) for row in conn.execute(query)}
+
+
+def _automation(row: Any) -> StoredAutomation:
+    return StoredAutomation(
+        consumer=row.consumer,
+        key=row.key,
+        definition=dict(row.definition),
+        enabled=bool(row.enabled),
+        version=int(row.version),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        custom_data=row.custom_data,
+        status=AutomationStatus(row.status),
+        diagnostics=tuple(row.diagnostics or ()),
+    )
+
+
+def _automation_values(automation: StoredAutomation) -> dict[str, Any]:
+    values = _row(automation)
+    values["status"] = str(automation.status)
+    values["diagnostics"] = list(automation.diagnostics)
+    return values
+
+
+def list_automations(conn: sa.Connection, consumer: str | None) -> list[StoredAutomation]:
+    query = sa.select(automations).order_by(automations.c.consumer, automations.c.key)
+    if consumer is not None:
+        query = query.where(automations.c.consumer == consumer)
+    return [_automation(row) for row in conn.execute(query)]
+
+
+def get_automation(conn: sa.Connection, consumer: str, key: str) -> StoredAutomation | None:
+    row = conn.execute(
+        sa.select(automations).where(automations.c.consumer == consumer, automations.c.key == key)
+    ).first()
+    return None if row is None else _automation(row)
+
+
+def count_automations(conn: sa.Connection, consumer: str) -> int:
+    found = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(automations)
+        .where(automations.c.consumer == consumer)
+    ).scalar()
+    return int(found or 0)
+
+
+def insert_automation(conn: sa.Connection, automation: StoredAutomation) -> bool:
+    """Insert a new automation; False if the consumer already has one with this key."""
+    insert = _insert_ignoring_duplicates(conn, automations)
+    inserted = conn.execute(insert, _automation_values(automation)).rowcount == 1
+    if inserted:
+        _changed_automations(conn)
+    return inserted
+
+
+def replace_automation(conn: sa.Connection, automation: StoredAutomation, expected: int) -> bool:
+    """Write a new version over version `expected`; False if the stored one is another (a
+    concurrent write won) or is gone."""
+    values = _automation_values(automation)
+    for name in ("consumer", "key", "created_at"):
+        del values[name]
+    result = conn.execute(
+        sa.update(automations)
+        .where(
+            automations.c.consumer == automation.consumer,
+            automations.c.key == automation.key,
+            automations.c.version == expected,
+        )
+        .values(values)
+    )
+    if result.rowcount == 1:
+        _changed_automations(conn)
+    return result.rowcount == 1
+
+
+def mark_automation(
+    conn: sa.Connection,
+    consumer: str,
+    key: str,
+    status: AutomationStatus,
+    diagnostics: Sequence[dict[str, Any]],
+) -> None:
+    """Record what the last compile found (the version is not bumped: no one wrote it)."""
+    conn.execute(
+        sa.update(automations)
+        .where(automations.c.consumer == consumer, automations.c.key == key)
+        .values(status=str(status), diagnostics=list(diagnostics))
+    )
+
+
+def delete_automation(conn: sa.Connection, consumer: str, key: str) -> bool:
+    result = conn.execute(
+        sa.delete(automations).where(automations.c.consumer == consumer, automations.c.key == key)
+    )
+    if result.rowcount:
+        _changed_automations(conn)
+    return bool(result.rowcount)
+
+
+def automations_mark(conn: sa.Connection) -> tuple[int, float]:
+    """How many runtime automations there are and when the last was written: replicas compare
+    it now and then, in case a change notification was missed."""
+    row = conn.execute(
+        sa.select(sa.func.count(), sa.func.max(automations.c.updated_at)).select_from(automations)
+    ).one()
+    return int(row[0] or 0), float(row[1] or 0.0)
+
+
+# -- partner notifications (the outbox) ------------------------------------------------------
+
+
+def add_notifications(conn: sa.Connection, notices: Sequence[NewNotification]) -> None:
+    """Store notifications to deliver (one already stored under its id is left as it is)."""
+    if not notices:
+        return
+    rows = [
+        {**_row(notice), "attempts": 0, "next_attempt_at": notice.created_at} for notice in notices
+    ]
+    conn.execute(_insert_ignoring_duplicates(conn, notifications), rows)
+
+
+_NOTIFICATION_COLUMNS = (
+    notifications.c.id,
+    notifications.c.type,
+    notifications.c.payload,
+    notifications.c.created_at,
+    notifications.c.attempts,
+    notifications.c.next_attempt_at,
+    notifications.c.delivered_at,
+    notifications.c.last_error,
+)
+
+
+def _notification(row: Any) -> Notification:
+    return Notification(**dict(row))
+
+
+def claim_notifications(
+    conn: sa.Connection, owner: str, now: float, lease: float, limit: int
+) -> list[Notification]:
+    """Lease up to `limit` notifications that are due (not delivered, next attempt reached,
+    no live lease), oldest first, to `owner`. On PostgreSQL rows another replica is claiming
+    are skipped (`FOR UPDATE SKIP LOCKED`), so no two replicas send one at the same time."""
+    due = (
+        sa.select(notifications.c.id)
+        .where(
+            notifications.c.next_attempt_at <= now,
+            sa.or_(notifications.c.lease_owner.is_(None), notifications.c.lease_expires_at < now),
+        )
+        .order_by(notifications.c.next_attempt_at, notifications.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    ids = list(conn.execute(due).scalars())
+    if not ids:
+        return []
+    conn.execute(
+        sa.update(notifications)
+        .where(notifications.c.id.in_(ids))
+        .values(lease_owner=owner, lease_expires_at=now + lease)
+    )
+    query = (
+        sa.select(*_NOTIFICATION_COLUMNS)
+        .where(notifications.c.id.in_(ids))
+        .order_by(notifications.c.next_attempt_at, notifications.c.id)
+    )
+    return [_notification(row) for row in conn.execute(query).mappings()]
+
+
+def finish_delivery(
+    conn: sa.Connection,
+    notification_id: str,
+    owner: str,
+    attempts: int,
+    delivered_at: float | None,
+    next_attempt_at: float | None,
+    error: str | None,
+) -> bool:
+    """Record one delivery attempt and give up the lease: delivered (`delivered_at`), or
+    failed with `error` and tried again at `next_attempt_at`. False when `owner` no longer
+    held the lease (it expired and another replica took it over: its record wins)."""
+    result = conn.execute(
+        sa.update(notifications)
+        .where(notifications.c.id == notification_id, notifications.c.lease_owner == owner)
+        .values(
+            attempts=attempts,
+            delivered_at=delivered_at,
+            next_attempt_at=None if delivered_at is not None else next_attempt_at,
+            last_error=error,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+    )
+    return bool(result.rowcount)
+
+
+def release_notifications(conn: sa.Connection, owner: str) -> int:
+    """Give up the leases of `owner`'s notifications (on shutdown): another process may
+    send them at once."""
+    result = conn.execute(
+        sa.update(notifications)
+        .where(notifications.c.lease_owner == owner)
+        .values(lease_owner=None, lease_expires_at=None)
+    )
+    return int(result.rowcount or 0)
+
+
+def list_notifications(conn: sa.Connection, q: NotificationQuery) -> list[Notification]:
+    query = sa.select(*_NOTIFICATION_COLUMNS)
+    if q.status is NotificationStatus.DELIVERED:
+        query = query.where(notifications.c.delivered_at.is_not(None))
+    elif q.status is NotificationStatus.FAILING:
+        query = query.where(notifications.c.delivered_at.is_(None), notifications.c.attempts > 0)
+    elif q.status is NotificationStatus.PENDING:
+        query = query.where(notifications.c.delivered_at.is_(None), notifications.c.attempts == 0)
+    if q.type is not None:
+        query = query.where(notifications.c.type == q.type)
+    if q.before_id is not None:
+        query = query.where(notifications.c.id < q.before_id)
+    query = query.order_by(notifications.c.id.desc()).limit(q.limit)
+    return [_notification(row) for row in conn.execute(query).mappings()]
+
+
+def count_undelivered(conn: sa.Connection) -> int:
+    """Notifications not delivered yet (pending or failing): what the index holds."""
+    query = sa.select(sa.func.count()).where(notifications.c.next_attempt_at.is_not(None))
+    return int(conn.execute(query).scalar_one())
+
+
+def prune_notifications(conn: sa.Connection, delivered_before: float, limit: int) -> int:
+    """Delete up to `limit` notifications delivered before `delivered_before`; never one
+    still to deliver."""
+    old = list(
+        conn.execute(
+            sa.select(notifications.c.id)
+            .where(notifications.c.delivered_at < delivered_before)
+            .order_by(notifications.c.id)
+            .limit(limit)
+        ).scalars()
+    )
+    if old:
+        conn.execute(sa.delete(notifications).where(notifications.c.id.in_(old)))
+    return len(old)

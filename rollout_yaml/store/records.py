@@ -2,16 +2,60 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import time
+from base64 import b32encode
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from ulid import ULID
+_TO_CROCKFORD = bytes.maketrans(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+)
+_POOL = 4096  # random bytes read at once: one system call for ~400 ids
+
+
+class _Ulids:
+    """ULIDs (48-bit Unix time in ms, 80 random bits, Crockford base32), monotonic in this
+    process as python-ulid's generator makes them (within one millisecond, the previous id + 1).
+
+    An id is made for every event and run on the event loop: the random bits come from a pool
+    filled by one `os.urandom` call every ~400 ids instead of one call per id (a system call
+    there lets another thread take the GIL, and the loop waits to get it back). A forked child
+    empties the pool, so no two processes hand out the same bits."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = 0
+        self._pool = b""
+        self._at = 0
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._pool, self._at = b"", 0
+
+    def next(self) -> str:
+        millis = time.time_ns() // 1_000_000
+        with self._lock:
+            if self._at + 10 > len(self._pool):
+                self._pool, self._at = os.urandom(_POOL), 0
+            random = int.from_bytes(self._pool[self._at : self._at + 10], "big")
+            self._at += 10
+            value = millis << 80 | random
+            if value <= self._last:  # the same millisecond (or the clock went back)
+                value = self._last + 1
+            self._last = value
+        # 130 bits (2 leading zeros) as 26 base32 digits, base64's alphabet made Crockford's
+        return b32encode((value << 6).to_bytes(17, "big"))[:26].translate(_TO_CROCKFORD).decode()
+
+
+_ULIDS = _Ulids()
 
 
 def new_id(prefix: str) -> str:
     """A sortable id: `run_01J…` (ULID: time-ordered, 128 bits)."""
-    return f"{prefix}_{ULID()}"
+    return f"{prefix}_{_ULIDS.next()}"
 
 
 class RunStatus(StrEnum):
@@ -40,6 +84,8 @@ class NewRun:
     lease_owner: str | None = None
     lease_expires_at: float | None = None
     replay_of: str | None = None
+    error: str | None = None  # a run that ends at intake (its filter failed)
+    error_kind: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,3 +222,77 @@ class StoredCredential:
     updated_at: float
     expires_at: float | None = None
     error: str | None = None
+    label: str | None = None
+    """What the connector's `auth.test` read from the App (e.g. the account's name)."""
+    tested_at: float | None = None
+
+
+class AutomationStatus(StrEnum):
+    READY = "ready"  # compiles against the running connectors and blueprints: it runs
+    INVALID = "invalid"  # does not compile any more (a change under it): kept, shown, not run
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAutomation:
+    """An automation created over the API. `definition` is what a consumer file would hold
+    under `automations.<key>` (a blueprint with params and credentials, or trigger, filter and
+    action written out), without `enabled`, which is its own column."""
+
+    consumer: str
+    key: str
+    definition: dict[str, Any]
+    enabled: bool
+    version: int
+    created_at: float
+    updated_at: float
+    custom_data: Any
+    status: AutomationStatus
+    diagnostics: tuple[dict[str, Any], ...] = ()
+
+
+# -- partner notifications (the outbox) ------------------------------------------------------
+
+
+class NotificationStatus(StrEnum):
+    PENDING = "pending"  # not delivered, not failed yet
+    DELIVERED = "delivered"
+    FAILING = "failing"  # not delivered; at least one delivery failed (retried)
+
+
+@dataclass(frozen=True, slots=True)
+class NewNotification:
+    """A notification to deliver: `id` is its `webhook-id` (stable over every retry), `payload`
+    the body as sent (`{type, timestamp, data}`)."""
+
+    id: str
+    type: str
+    payload: Any
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    id: str
+    type: str
+    payload: Any
+    created_at: float
+    attempts: int
+    next_attempt_at: float | None
+    delivered_at: float | None
+    last_error: str | None
+
+    @property
+    def status(self) -> NotificationStatus:
+        if self.delivered_at is not None:
+            return NotificationStatus.DELIVERED
+        return NotificationStatus.FAILING if self.attempts else NotificationStatus.PENDING
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationQuery:
+    """Newest first, keyset on id."""
+
+    status: NotificationStatus | None = None
+    type: str | None = None
+    before_id: str | None = None
+    limit: int = 50

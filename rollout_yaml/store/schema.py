@@ -6,6 +6,11 @@ import sqlalchemy as sa
 
 metadata = sa.MetaData()
 
+MAX_EVENT_KEY = 500
+"""Characters of an event's dedupe key (a pushed event's `id`, a webhook delivery's id): the
+API refuses longer ids with a 422, webhooks and polls hash longer ones."""
+MAX_CONSUMER_KEY = 200
+
 schema_version = sa.Table(
     "schema_version",
     metadata,
@@ -17,10 +22,10 @@ events = sa.Table(
     "events",
     metadata,
     sa.Column("id", sa.String(40), primary_key=True),
-    sa.Column("consumer", sa.String(200), nullable=False),
+    sa.Column("consumer", sa.String(MAX_CONSUMER_KEY), nullable=False),
     sa.Column("app", sa.String(100), nullable=False),
     sa.Column("trigger", sa.String(100), nullable=False),
-    sa.Column("dedupe_key", sa.String(500), nullable=False),
+    sa.Column("dedupe_key", sa.String(MAX_EVENT_KEY), nullable=False),
     sa.Column("payload", sa.JSON, nullable=False),
     sa.Column("received_at", sa.Float, nullable=False),
     sa.Column("source", sa.String(20), nullable=False),
@@ -54,6 +59,7 @@ runs = sa.Table(
 )
 sa.Index("ix_runs_consumer_id", runs.c.consumer, runs.c.id)
 sa.Index("ix_runs_pending", runs.c.status, runs.c.next_attempt_at)
+sa.Index("ix_runs_event", runs.c.event_id)  # migration 5: retention's "no run refers to it"
 
 attempts = sa.Table(
     "attempts",
@@ -101,6 +107,9 @@ credentials = sa.Table(
     # migration 4: when the access token expires (shown without decrypting), why it needs reauth
     sa.Column("expires_at", sa.Float),
     sa.Column("error", sa.Text),
+    # migration 10: what the connector's `auth.test` last said (the account's name) and when
+    sa.Column("label", sa.Text),
+    sa.Column("tested_at", sa.Float),
 )
 
 # migration 4: OAuth `state` values already used at the callback (single use), until they expire
@@ -143,3 +152,54 @@ webhooks = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
 )
 sa.Index("ix_webhooks_automation", webhooks.c.consumer, webhooks.c.automation)
+
+# A connector's `rate_limit` shared by every replica of a PostgreSQL environment: one row per
+# quota (`app/consumer/credential`), holding the last `requests` send slots (epoch seconds by
+# the database's clock, a JSON list). SQLite environments keep the log in the process.
+rate_limits = sa.Table(
+    "rate_limits",
+    metadata,
+    sa.Column("key", sa.String(500), primary_key=True),
+    sa.Column("slots", sa.Text, nullable=False),
+    # as migration 8 wrote it: REAL on SQLite, DOUBLE PRECISION on PostgreSQL
+    sa.Column("updated_at", sa.Float().with_variant(sa.REAL(), "sqlite"), nullable=False),
+)
+
+# migration 9: automations created over the API (the consumer-file format, as JSON), next to the
+# ones in consumer files. `version` is bumped on every write (the API's If-Match); `status` is
+# `ready`, or `invalid` with the diagnostics of the last compile (a connector changed under it).
+automations = sa.Table(
+    "automations",
+    metadata,
+    sa.Column("consumer", sa.String(200), primary_key=True),
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("definition", sa.JSON, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("custom_data", sa.JSON),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("diagnostics", sa.JSON),
+)
+sa.Index("ix_automations_updated", automations.c.updated_at)
+
+# migration 11: partner notifications, an outbox. A row is written in the transaction of what it
+# reports (a run's terminal state, a credential turning needs_reauth) and deleted by retention
+# once delivered. `next_attempt_at` is null once delivered, so the index holds only what is due.
+# Rows are leased like runs, so that replicas never send one twice at the same time.
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.Float),
+    sa.Column("delivered_at", sa.Float),
+    sa.Column("last_error", sa.Text),
+    sa.Column("lease_owner", sa.String(80)),
+    sa.Column("lease_expires_at", sa.Float),
+)
+sa.Index("ix_notifications_due", notifications.c.next_attempt_at)
