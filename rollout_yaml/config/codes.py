@@ -15,6 +15,8 @@ class Code:
     explanation: str
     bad: str
     good: str
+    warns: bool = False
+    """Can be a warning (`--ignore` and `validate.ignore` silence those); else always an error."""
 
 
 _CODES = [
@@ -264,10 +266,14 @@ _CODES = [
     Code(
         "RY501",
         "unset variable",
-        "`${NAME}` is neither in the environment nor in a "
-        "`secrets.files` file. `validate` warns (CI has no secrets); `run` refuses to start.",
+        "`${NAME}` is neither in the environment nor in a `secrets.files` file. One rule for "
+        "`run` and `validate`: it is an error for the environment being run or validated with "
+        "`--env` (`run` refuses to start); `validate --all` reports every environment's as a "
+        "warning saying what `run` would do. An environment whose secrets exist only on its "
+        "hosts sets `validate: { ignore: [RY501] }` so that `validate --all` in CI stays quiet.",
         "token: ${SLACK_TOKN}",
         "token: ${SLACK_TOKEN}",
+        warns=True,
     ),
     Code(
         "RY502",
@@ -337,3 +343,23 @@ _CODES = [
 ]
 
 CODES: dict[str, Code] = {c.code: c for c in _CODES}
+WARNING_CODES = frozenset(c.code for c in _CODES if c.warns)
+
+
+def ignorable(value: str) -> str:
+    """A code that `--ignore` and `validate.ignore` may silence, normalised (`ry501` → `RY501`);
+    ValueError with the reason otherwise."""
+    from rollout_yaml.config.suggest import did_you_mean
+
+    code = value.strip().upper()
+    if code.isdigit():
+        code = f"RY{code}"
+    if code not in CODES:
+        hint = did_you_mean(code, CODES, noun="codes")
+        raise ValueError(f"unknown diagnostic code {value!r}" + (f"; {hint}" if hint else ""))
+    if code not in WARNING_CODES:
+        raise ValueError(
+            f"{code} is always an error, and errors cannot be ignored (codes that can be "
+            f"warnings: {', '.join(sorted(WARNING_CODES))})"
+        )
+    return code

@@ -15,8 +15,25 @@ class Severity(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Related:
+    """Another place that explains a diagnostic (where a duplicate key was first defined)."""
+
+    message: str
+    file: str
+    line: int
+    col: int
+    end_line: int | None = None
+    end_col: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Diagnostic:
-    """One finding about one place in one file (line and column are 1-based)."""
+    """One finding about one place in one file (line and column are 1-based).
+
+    `end_line`/`end_col` close the offending span (the column just past it), when known, so
+    that renderers can underline all of it; this module holds the data, `config/render.py`
+    draws it for people, `config/sarif.py` writes it for code-scanning tools.
+    """
 
     code: str
     message: str
@@ -25,6 +42,9 @@ class Diagnostic:
     col: int = 1
     severity: Severity = Severity.ERROR
     hint: str | None = None
+    end_line: int | None = None
+    end_col: int | None = None
+    related: tuple[Related, ...] = ()
 
     @property
     def is_error(self) -> bool:
@@ -34,8 +54,14 @@ class Diagnostic:
         return (self.file, self.line, self.col, self.code)
 
     def to_dict(self) -> dict[str, object]:
+        """The JSON shape: the span's end and related places only where they are known."""
         data = asdict(self)
         data["severity"] = self.severity.value
+        for name in ("end_line", "end_col"):
+            if data[name] is None:
+                del data[name]
+        if not self.related:
+            del data["related"]
         return data
 
 
@@ -58,35 +84,11 @@ def sorted_unique(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
 
 
 def format_text(diagnostics: Sequence[Diagnostic], root: Path | None = None) -> str:
-    """Compiler-style: `path:line:col: error[CODE] message`, the source line, a caret, the fix."""
-    lines: list[str] = []
-    sources: dict[str, list[str]] = {}
-    for d in diagnostics:
-        lines.append(f"{d.file}:{d.line}:{d.col}: {d.severity.value}[{d.code}] {d.message}")
-        text = _source_line(d.file, d.line, root, sources)
-        if text is not None:
-            gutter = f"{d.line:>5} | "
-            lines.append(gutter + text)
-            lines.append(" " * (len(gutter) - 2) + "| " + " " * max(d.col - 1, 0) + "^")
-        if d.hint:
-            lines.append(f"      = help: {d.hint}")
-    errors = sum(1 for d in diagnostics if d.is_error)
-    warnings = len(diagnostics) - errors
-    lines.append(f"{errors} error(s), {warnings} warning(s)")
-    return "\n".join(lines)
+    """Compiler-style plain text: `path:line:col: error[CODE] message`, the source line with
+    the span underlined, the fix, the docs entry (drawn by `config/render.py`)."""
+    from rollout_yaml.config.render import plain, report_lines  # rendering sits above the data
 
-
-def _source_line(
-    file: str, line: int, root: Path | None, cache: dict[str, list[str]]
-) -> str | None:
-    if file not in cache:
-        path = (root / file) if root is not None else Path(file)
-        try:
-            cache[file] = path.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError:
-            cache[file] = []
-    source = cache[file]
-    return source[line - 1].rstrip() if 0 < line <= len(source) else None
+    return plain(report_lines(diagnostics, root))
 
 
 def format_json(diagnostics: Sequence[Diagnostic]) -> str:

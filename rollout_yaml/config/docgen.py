@@ -17,10 +17,13 @@ def diagnostics_markdown() -> str:
     out = [
         HEADER,
         "# Diagnostic codes\n",
-        "Every problem `rollout-yaml validate` reports has a stable code. Errors fail "
-        "`validate` (exit 1); warnings do only with `--strict`.\n",
+        "Every problem `rollout-yaml validate` reports has a stable code, and ends with a "
+        "link to its entry here (`rollout-yaml explain CODE` prints the entry). Errors fail "
+        "`validate` (exit 1); warnings do only with `--strict`, and `--ignore CODE` or an "
+        "environment's `validate: { ignore: [CODE] }` leaves them out.\n",
     ]
     for code in CODES.values():
+        out.append(f'<a id="{code.code.lower()}"></a>\n')
         out.append(f"## {code.code}: {code.title}\n")
         out.append(code.explanation + "\n")
         out.append("Wrong:\n\n```yaml\n" + code.bad + "\n```\n")

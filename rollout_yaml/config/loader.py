@@ -22,6 +22,7 @@ from rollout_yaml.config.models import Blueprint, Connector, Consumer, Environme
 from rollout_yaml.config.models.connector import builtin_schedule
 from rollout_yaml.config.models.release import ReleaseManifest
 from rollout_yaml.config.parallel import read_in_parallel, read_one, read_sequentially
+from rollout_yaml.config.progress import NO_PROGRESS, Progress
 from rollout_yaml.config.project import Layout, yaml_files
 from rollout_yaml.config.secrets import Interpolated, interpolate, load_secret_files
 from rollout_yaml.config.source import SourceFile
@@ -79,6 +80,8 @@ class FileCache:
     definitions: dict[Path, Definitions] = field(default_factory=dict)
     parallel_reads: bool = False
     """Read consumer files on every CPU (one-shot commands only: it forks)."""
+    progress: Progress = NO_PROGRESS
+    """Advanced once per consumer file read (a long `validate` shows a bar)."""
 
 
 def load_model(
@@ -125,6 +128,16 @@ def _read(path: Path, layout: Layout, diagnostics: list[Diagnostic]) -> SourceFi
     return read
 
 
+def _defined_twice(name: str, first: str, display: str) -> Diagnostic:
+    """RY701: two files of one folder give the same name (the first one wins)."""
+    return Diagnostic(
+        "RY701",
+        f"`{name}` is defined twice: {first} and {display}",
+        display,
+        hint="keep one file and delete the other",
+    )
+
+
 def _load_folder(
     folder: Path,
     model: type[M],
@@ -133,25 +146,19 @@ def _load_folder(
     diagnostics: list[Diagnostic],
     prepare: Callable[[SourceFile], Any] | None = None,
     parallel: bool = False,
+    progress: Progress = NO_PROGRESS,
 ) -> tuple[dict[str, Loaded[M]], list[str]]:
     loaded: dict[str, Loaded[M]] = {}
     seen: dict[str, str] = {}
     files: list[str] = []
     paths = yaml_files(folder)
-    reads = (read_in_parallel if parallel else read_sequentially)(paths, layout)
+    reads = (read_in_parallel if parallel else read_sequentially)(paths, layout, progress)
     for path, read in zip(paths, reads, strict=True):
         display = layout.display(path)
         files.append(display)
         stem = path.stem
         if stem in seen:
-            diagnostics.append(
-                Diagnostic(
-                    "RY701",
-                    f"`{stem}` is defined twice: {seen[stem]} and {display}",
-                    display,
-                    hint="keep one file and delete the other",
-                )
-            )
+            diagnostics.append(_defined_twice(stem, seen[stem], display))
             continue
         seen[stem] = display
         if isinstance(read, Diagnostic):
@@ -209,11 +216,16 @@ def load_environment(
     environ: Mapping[str, str] | None = None,
     cache: FileCache | None = None,
     definitions: Definitions | None = None,
+    read_consumers: bool = True,
 ) -> tuple[EnvironmentConfig | None, list[Diagnostic]]:
     """Read one environment: settings, its definitions (live or frozen) and its consumers.
 
     `definitions` replaces what the environment runs: `promote` checks a target environment's
     consumers against the source's connectors and blueprints before it writes anything.
+    Without `read_consumers` the config has no consumers (and no consumer files): the caller
+    reads them itself, file by file (`consumer_paths`, `load_consumer_file`), as `validate`'s
+    forked processes do; an environment whose settings do not load still gets every consumer
+    file's diagnostics here.
     """
     diagnostics: list[Diagnostic] = []
     env_dir = layout.env_dir(env)
@@ -241,7 +253,7 @@ def load_environment(
         if "${" not in source.text:
             return Interpolated(data=source.data)
         result = interpolate(source.data, lookup)
-        _report_missing(result, source, missing_secret, diagnostics)
+        _report_missing(result, source, missing_secret, env, diagnostics)
         return result
 
     settings = None
@@ -266,15 +278,19 @@ def load_environment(
             diagnostics.extend(check_release(root, layout))
         definitions = load_definitions(root, layout, cache)
         diagnostics.extend(definitions.diagnostics)
-    consumers, consumer_files = _load_folder(
-        env_dir / "consumers",
-        Consumer,
-        "consumer",
-        layout,
-        diagnostics,
-        prepare,
-        parallel=cache is not None and cache.parallel_reads,
-    )
+    consumers: dict[str, Loaded[Consumer]] = {}
+    consumer_files: list[str] = []
+    if read_consumers:
+        consumers, consumer_files = _load_folder(
+            env_dir / "consumers",
+            Consumer,
+            "consumer",
+            layout,
+            diagnostics,
+            prepare,
+            parallel=cache is not None and cache.parallel_reads,
+            progress=cache.progress if cache is not None else NO_PROGRESS,
+        )
     config = EnvironmentConfig(
         name=env,
         layout=layout,
@@ -287,16 +303,58 @@ def load_environment(
     return config, diagnostics
 
 
+def consumer_paths(layout: Layout, env: str) -> tuple[list[Path], list[Diagnostic]]:
+    """The environment's consumer files that `load_environment` reads, in its order, and
+    RY701 for each file whose name another one already took (the first one wins)."""
+    paths: list[Path] = []
+    diagnostics: list[Diagnostic] = []
+    seen: dict[str, str] = {}
+    for path in yaml_files(layout.env_dir(env) / "consumers"):
+        display = layout.display(path)
+        if path.stem in seen:
+            diagnostics.append(_defined_twice(path.stem, seen[path.stem], display))
+            continue
+        seen[path.stem] = display
+        paths.append(path)
+    return paths, diagnostics
+
+
+def load_consumer_file(
+    layout: Layout,
+    env: str,
+    path: Path,
+    variables: Mapping[str, str],
+    *,
+    missing_secret: Severity = Severity.WARNING,
+) -> tuple[Loaded[Consumer] | None, list[Diagnostic]]:
+    """One consumer file read as `load_environment` reads it (with the environment's
+    `variables`), for a saved file that is recompiled on its own."""
+    diagnostics: list[Diagnostic] = []
+    source = _read(path, layout, diagnostics)
+    if source is None:
+        return None, diagnostics
+    prepared = Interpolated(data=source.data)
+    if "${" in source.text:
+        prepared = interpolate(source.data, variables)
+        _report_missing(prepared, source, missing_secret, env, diagnostics)
+    model = load_model(source, Consumer, "consumer", path.stem, diagnostics, prepared.data)
+    return (None if model is None else Loaded(model, source, prepared)), diagnostics
+
+
 def _report_missing(
-    result: Interpolated, source: SourceFile, severity: Severity, out: list[Diagnostic]
+    result: Interpolated, source: SourceFile, severity: Severity, env: str, out: list[Diagnostic]
 ) -> None:
+    """RY501: an error where the environment is run or validated on its own (`run` refuses to
+    start without it), a warning that says so where every environment is checked at once."""
     for path, name in result.missing:
+        warning = severity is Severity.WARNING
         out.append(
             source.diagnostic(
                 "RY501",
-                f"variable `{name}` is not set",
+                f"variable `{name}` is not set"
+                + (f": `run --env {env}` would refuse to start" if warning else ""),
                 path,
-                warning=severity is Severity.WARNING,
+                warning=warning,
                 hint=f"export {name}=… or add it to a `secrets.files` dotenv file",
             )
         )

@@ -13,6 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from rollout_yaml.config.diagnostics import Diagnostic
+from rollout_yaml.config.progress import NO_PROGRESS, Progress
 from rollout_yaml.config.project import Layout
 from rollout_yaml.config.source import SourceFile, YamlProblem, read_source
 
@@ -29,25 +30,35 @@ def read_one(path: Path, layout: Layout) -> Read:
         return problem.diagnostic
 
 
-def read_sequentially(paths: Sequence[Path], layout: Layout) -> list[Read]:
-    return [read_one(path, layout) for path in paths]
+def read_sequentially(
+    paths: Sequence[Path], layout: Layout, progress: Progress = NO_PROGRESS
+) -> list[Read]:
+    reads = []
+    for path in paths:
+        reads.append(read_one(path, layout))
+        progress.advance()
+    return reads
 
 
 def _read_chunk(paths: list[Path], root: Path) -> list[Read]:
     return read_sequentially(paths, Layout(root))
 
 
-def read_in_parallel(paths: Sequence[Path], layout: Layout) -> list[Read]:
-    """The same as `read_sequentially`, in order, with the work split across the CPUs."""
+def read_in_parallel(
+    paths: Sequence[Path], layout: Layout, progress: Progress = NO_PROGRESS
+) -> list[Read]:
+    """The same as `read_sequentially`, in order, with the work split across the CPUs
+    (`progress` advances file by file for this process's share, chunk by chunk for others)."""
     cpus = min(os.cpu_count() or 1, 8)
     if len(paths) < THRESHOLD or cpus < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return read_sequentially(paths, layout)
+        return read_sequentially(paths, layout, progress)
     size = -(-len(paths) // cpus)
     chunks = [list(paths[i : i + size]) for i in range(0, len(paths), size)]
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=len(chunks) - 1, mp_context=context) as pool:
         others = [pool.submit(_read_chunk, chunk, layout.root) for chunk in chunks[1:]]
-        results = read_sequentially(chunks[0], layout)  # this process takes a share too
-        for future in others:
+        results = read_sequentially(chunks[0], layout, progress)  # this process's share
+        for future, chunk in zip(others, chunks[1:], strict=True):
             results.extend(future.result())
+            progress.advance(len(chunk))
     return results

@@ -8,13 +8,19 @@ from pathlib import Path
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
-def find_project(start: Path | None = None) -> Path:
+def is_project(folder: Path) -> bool:
+    return (folder / "connectors").is_dir() or (folder / "environments").is_dir()
+
+
+def nearest_project(start: Path | None = None) -> Path | None:
     """The nearest folder, from `start` upwards, that holds `connectors/` or `environments/`."""
     here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "connectors").is_dir() or (folder / "environments").is_dir():
-            return folder
-    return here
+    return next((folder for folder in (here, *here.parents) if is_project(folder)), None)
+
+
+def find_project(start: Path | None = None) -> Path:
+    """`nearest_project`, or `start` itself when there is none."""
+    return nearest_project(start) or (start or Path.cwd()).resolve()
 
 
 @dataclass(frozen=True)

@@ -148,6 +148,11 @@ def check_blueprint(loaded: Loaded[Blueprint], connectors: Connectors) -> list[D
     ]
 
 
+def check_consumer(loaded: Loaded[Consumer], config: EnvironmentConfig) -> list[Diagnostic]:
+    """The cross-file checks of one consumer file (a saved file is checked on its own)."""
+    return list(_check_consumer(loaded, config))
+
+
 def _check_consumer(loaded: Loaded[Consumer], config: EnvironmentConfig) -> Iterator[Diagnostic]:
     consumer, source = loaded.model, loaded.source
     assert source is not None
@@ -184,7 +189,7 @@ def _check_consumer(loaded: Loaded[Consumer], config: EnvironmentConfig) -> Iter
                     hint=f"write `${{{key.upper().replace('-', '_')}_{name.upper()}}}` and set "
                     "that variable where the environment runs",
                 )
-        required = _required_fields(connector.model)
+        required = required_fields(connector.model)
         for name in sorted(required - credential.values.keys()):
             yield source.diagnostic(
                 "RY504",
@@ -196,7 +201,20 @@ def _check_consumer(loaded: Loaded[Consumer], config: EnvironmentConfig) -> Iter
         yield from _check_automation(config, consumer, source, key, automation)
 
 
-def _required_fields(connector: Connector) -> set[str]:
+def check_consumer_automation(
+    config: EnvironmentConfig,
+    consumer: Consumer,
+    source: SourceFile,
+    key: str,
+    automation: BlueprintAutomation | InlineAutomation,
+) -> list[Diagnostic]:
+    """The cross-file checks of one automation of `consumer` (`validate`'s, for an automation
+    written over the API): its blueprint, apps, triggers, actions and credentials exist."""
+    return list(_check_automation(config, consumer, source, key, automation))
+
+
+def required_fields(connector: Connector) -> set[str]:
+    """The credential fields a consumer must give (none for OAuth2: the connect flow does)."""
     fields = connector.credential_fields()
     if connector.auth.type == "oauth2":
         return set()  # filled by the connect flow
@@ -287,7 +305,7 @@ def needs_credential(connector: Connector, trigger: str | None) -> bool:
     """Actions of an authenticated App need a credential; of triggers, those that call the App
     (polls, subscribed webhooks) or verify with a credential's secret. Push and schedule
     triggers never do: their events come from the partner or the clock."""
-    if connector.auth.type == "none":
+    if connector.auth.type in ("none", "jwt"):  # jwt: the consumer's token carries it
         return False
     if trigger is None:
         return True
@@ -297,7 +315,7 @@ def needs_credential(connector: Connector, trigger: str | None) -> bool:
     if spec.webhook is not None:
         verify = spec.webhook.verify
         return spec.webhook.subscribe is not None or (
-            verify is not None and "credential" in verify.secret
+            verify is not None and any("credential" in secret for secret in verify.secrets)
         )
     return True
 

@@ -4,11 +4,13 @@ environment and the environment's `secrets.files`."""
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from dotenv import dotenv_values
 
@@ -99,9 +101,60 @@ def is_reference(raw: Any) -> bool:
 
 
 def redact(text: str, secrets: set[str] | frozenset[str]) -> str:
-    """Replace every known secret value in `text` with `***` (the longest match first)."""
+    """Replace every known secret value in `text` with `***`, in each spelling it can be sent
+    or echoed in (see `spellings`), the longest match first. The one place that redacts:
+    records, logs, messages and API answers all come through here."""
     pattern = _secrets_pattern(secrets if isinstance(secrets, frozenset) else frozenset(secrets))
     return text if pattern is None else pattern.sub(REDACTED, text)
+
+
+def redact_value(value: Any, secrets: frozenset[str]) -> Any:
+    """`redact` inside any JSON-like value (a run's input or output). The value is returned as
+    it is when it holds no secret."""
+    if not secrets or value is None:
+        return value
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, bool | int | float):
+        return value
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    cleaned = redact(text, secrets)
+    return value if cleaned == text else json.loads(cleaned)
+
+
+def spellings(secret: str) -> set[str]:
+    """A secret as it may appear in what is recorded or shown: as written; percent-encoded
+    (a path segment, `quote`), form- or query-encoded (`+` for spaces, `quote_plus`); and inside
+    a JSON string (escaped, with and without `\\u` escapes for non-ASCII, and with `\\/` as
+    some encoders write slashes). Base64 forms are the auth flow's to add (http/auth.py):
+    only it knows which bytes it encodes together."""
+    escaped = json.dumps(secret)[1:-1]
+    return {
+        secret,
+        quote(secret, safe=""),
+        quote(secret, safe="/"),
+        quote_plus(secret, safe=""),
+        escaped,
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        escaped.replace("/", "\\/"),
+    }
+
+
+_PERCENT = re.compile(r"%([0-9A-F])([0-9A-F])")
+
+
+def _spelling_pattern(spelling: str) -> str:
+    """A regex for one spelling; percent escapes match in either case (`%2F` and `%2f`)."""
+    parts = []
+    last = 0
+    for match in _PERCENT.finditer(spelling):
+        parts.append(re.escape(spelling[last : match.start()]))
+        parts.append(
+            "%" + "".join(f"[{c}{c.lower()}]" if c.isalpha() else c for c in match.groups())
+        )
+        last = match.end()
+    parts.append(re.escape(spelling[last:]))
+    return "".join(parts)
 
 
 @functools.lru_cache(maxsize=16)
@@ -109,7 +162,11 @@ def _secrets_pattern(secrets: frozenset[str]) -> re.Pattern[str] | None:
     """One compiled alternation per set of secrets: an environment with thousands of consumers
     has thousands of secrets, and one pass of a regex beats one `replace` per secret. Values
     shorter than 4 characters are left alone (they would redact ordinary words)."""
-    usable = sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True)
+    found: set[str] = set()
+    for secret in secrets:
+        if len(secret) >= 4:
+            found |= spellings(secret)
+    usable = sorted(found, key=len, reverse=True)
     if not usable:
         return None
-    return re.compile("|".join(re.escape(s) for s in usable))
+    return re.compile("|".join(_spelling_pattern(s) for s in usable))

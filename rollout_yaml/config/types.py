@@ -31,7 +31,7 @@ def parse_duration(value: Any) -> float:
             return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     raise PydanticCustomError(
         "RY105",
-        "invalid duration {value!r}: write a number and a unit (ms, s, m, h, d), e.g. 30s or 5m",
+        "invalid duration `{value}`: write a number and a unit (ms, s, m, h, d), e.g. 30s or 5m",
         {"value": value},
     )
 

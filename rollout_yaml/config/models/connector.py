@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
@@ -20,9 +21,29 @@ from rollout_yaml.config.types import Duration, Key, SemVer
 OBJECT_SCHEMA: JsonSchema = {"type": "object"}
 
 
+class AuthTest(Model):
+    """A request that succeeds only with a working credential (Slack's `auth.test`, GitHub's
+    `GET /user`): `POST /v1/credentials/{key}/test` sends it."""
+
+    request: Request
+    success: str | None = None
+    """JMESPath over the answer's body that must be true, besides a 2xx status."""
+
+
 class _Auth(Model):
     fields: dict[str, JsonSchema] = Field(default_factory=dict)
     """Credential fields beyond the kind's own, as JSON Schema properties (`secret: true`)."""
+    test: AuthTest | None = None
+    label: str | None = None
+    """JMESPath over the answer of `test`: what names the credential in lists (the account)."""
+
+    @model_validator(mode="after")
+    def _label_reads_the_test(self) -> _Auth:
+        if self.label is not None and self.test is None:
+            raise PydanticCustomError(
+                "RY103", "auth `label` reads the answer of `auth.test`: add `test:`", {}
+            )
+        return self
 
 
 class NoAuth(Model):
@@ -41,6 +62,20 @@ class ApiKeyAuth(_Auth):
                 "RY103", "api_key auth needs `headers:` or `query:` to say how the key is sent", {}
             )
         return self
+
+
+class JwtAuth(_Auth):
+    """Rollout's `defineJWTAuth`: the credential is the `authData` the consumer's JWT carries in
+    its `"rollout.com"` claim (a string is the field `token`, an object gives its fields). It
+    is never stored: the runner keeps the latest one of each consumer in memory until the token
+    that carried it expires. `headers:` / `query:` say how it is sent (templates over
+    `credential`); by default `Authorization: Bearer {{ credential.token }}`."""
+
+    type: Literal["jwt"]
+    headers: dict[str, str] = Field(
+        default_factory=lambda: {"Authorization": "Bearer {{ credential.token }}"}
+    )
+    query: dict[str, str] = Field(default_factory=dict)
 
 
 class BearerAuth(_Auth):
@@ -71,13 +106,15 @@ class OAuth2Auth(_Auth):
 
 
 Auth = Annotated[
-    NoAuth | ApiKeyAuth | BearerAuth | BasicAuth | OAuth2Auth, Field(discriminator="type")
+    NoAuth | ApiKeyAuth | JwtAuth | BearerAuth | BasicAuth | OAuth2Auth,
+    Field(discriminator="type"),
 ]
 
 # Fields each auth kind implies; these are always secret where marked.
 IMPLIED_FIELDS: dict[str, dict[str, JsonSchema]] = {
     "none": {},
     "api_key": {},
+    "jwt": {"token": {"type": "string", "secret": True}},
     "bearer": {"token": {"type": "string", "secret": True}},
     "basic": {"username": {"type": "string"}, "password": {"type": "string", "secret": True}},
     "oauth2": {
@@ -107,12 +144,17 @@ class PollSpec(Model):
 
 class Verify(Model):
     scheme: Literal["hmac", "standard-webhooks", "stripe", "slack", "github"]
-    secret: str
+    secret: Annotated[str, Field(min_length=1)] | Annotated[list[str], Field(min_length=1)]
+    """A template, or several (secret rotation: a delivery signed by any of them verifies)."""
     header: str | None = None
     algorithm: Literal["sha1", "sha256", "sha512"] = "sha256"
     encoding: Literal["hex", "base64"] = "hex"
     prefix: str = ""
     tolerance: Duration = 300.0
+
+    @property
+    def secrets(self) -> list[str]:
+        return [self.secret] if isinstance(self.secret, str) else list(self.secret)
 
     @model_validator(mode="after")
     def _hmac_needs_header(self) -> Verify:
@@ -209,6 +251,10 @@ class ConnectorTest(Model):
     response_status: Annotated[int, Field(ge=100, le=599)] = 200
     response_headers: dict[str, str] = Field(default_factory=dict)
     body: Any = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    """A webhook delivery's headers (what `items`, `id`, `payload` read as `headers`)."""
+    query: dict[str, Any] = Field(default_factory=dict)
+    """A webhook delivery's URL query (read as `query`)."""
     expect_payloads: list[Any] | None = None
     expect_ids: list[str] | None = None
     expect_request: dict[str, Any] | None = None
@@ -229,10 +275,15 @@ class Connector(Model):
     name: str
     version: SemVer
     description: str | None = None
-    base_url: str
+    base_url: str | None = None
+    """Where request paths start. Only a connector that sends no request (push and schedule
+    triggers, webhooks without subscribe/unsubscribe) may leave it out."""
     auth: Auth = Field(default_factory=lambda: NoAuth(type="none"))
     defaults: RequestDefaults = Field(default_factory=RequestDefaults)
     rate_limit: RateLimit | None = None
+    icon: str | None = None
+    """The App's icon in Rollout's embedded components: an image file (SVG, PNG, …) relative to
+    this connector file, or a `data:` URL (a monogram of `name` without one)."""
     schemas: dict[str, JsonSchema] = Field(default_factory=dict)
     triggers: dict[Key, Trigger] = Field(default_factory=dict)
     actions: dict[Key, Action] = Field(default_factory=dict)
@@ -244,6 +295,19 @@ class Connector(Model):
         if isinstance(self.auth, _Auth):
             fields.update(self.auth.fields)
         return fields
+
+    def requests(self) -> Iterator[tuple[str, tuple[str, ...]]]:
+        """Each request the connector sends, as (what, where in the file), in file order."""
+        for key, trigger in self.triggers.items():
+            at = ("triggers", key)
+            if trigger.poll is not None:
+                yield f"the poll of trigger `{key}`", (*at, "poll", "request")
+            hook = trigger.webhook
+            for step in ("subscribe", "unsubscribe"):
+                if hook is not None and getattr(hook, step) is not None:
+                    yield f"the {step} of trigger `{key}`", (*at, "webhook", step, "request")
+        for key in self.actions:
+            yield f"action `{key}`", ("actions", key, "request")
 
     def secret_fields(self) -> set[str]:
         return {name for name, spec in self.credential_fields().items() if spec.get("secret")}

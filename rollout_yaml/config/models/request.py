@@ -102,8 +102,8 @@ Paginate = Annotated[
 
 
 class RateLimit(Model):
-    """At most `requests` sends in any window of `per`, counted per credential (and per runner
-    process); a send over the limit waits for a slot, it does not fail."""
+    """At most `requests` sends in any window of `per`, counted per credential (shared by every
+    replica on PostgreSQL); a send over the limit waits for a slot, it does not fail."""
 
     requests: Annotated[int, Field(ge=1)]
     per: Duration
