@@ -7,13 +7,14 @@ from typing import Any
 
 from rollout_yaml.config.loader import Loaded
 from rollout_yaml.config.models import Connector
-from rollout_yaml.config.models.connector import Action, Trigger
+from rollout_yaml.config.models.connector import Action, ApiKeyAuth, JwtAuth, Trigger
 from rollout_yaml.config.models.environment import AppSettings
 from rollout_yaml.config.models.request import CursorPaging, NextUrlPaging, Request
 from rollout_yaml.config.source import PathKey, SourceFile
 from rollout_yaml.expr.compiled import (
     CompiledAction,
     CompiledApp,
+    CompiledAuthTest,
     CompiledPoll,
     CompiledRequest,
     CompiledTrigger,
@@ -36,16 +37,29 @@ class AppCompiler:
         c, src = self.connector, self.source
         auth_headers: Tree = {}
         auth_query: Tree = {}
-        if c.auth.type == "api_key":
+        if isinstance(c.auth, ApiKeyAuth | JwtAuth):
             auth_headers = self.ctx.tree(src, c.auth.headers, ("auth", "headers"), CONNECTOR_NAMES)
             auth_query = self.ctx.tree(src, c.auth.query, ("auth", "query"), CONNECTOR_NAMES)
+        if c.base_url is None:
+            first = next(c.requests(), None)
+            if first is not None:
+                what, at = first
+                self.ctx.report(
+                    src,
+                    "RY103",
+                    f"missing `base_url`: {what} sends a request, and its path starts there",
+                    at,
+                    key=True,
+                    hint="add `base_url: https://…` at the top of the file (only a connector "
+                    "that sends no request may leave it out)",
+                )
         return CompiledApp(
             key=c.app,
             connector=c,
             file=src.display if src else None,
             # each {{ }} is percent-encoded: a credential value cannot add a host, port or path
             base_url=self.ctx.template(
-                src, c.base_url, ("base_url",), CONNECTOR_NAMES, url_path=True
+                src, c.base_url or "", ("base_url",), CONNECTOR_NAMES, url_path=True
             ),
             auth_headers=auth_headers,
             auth_query=auth_query,
@@ -59,6 +73,18 @@ class AppCompiler:
             settings=settings or AppSettings(),
             triggers=MappingProxyType({k: self._trigger(k, t) for k, t in c.triggers.items()}),
             actions=MappingProxyType({k: self._action(k, a) for k, a in c.actions.items()}),
+            auth_test=self._auth_test(),
+        )
+
+    def _auth_test(self) -> CompiledAuthTest | None:
+        auth, src = self.connector.auth, self.source
+        test = getattr(auth, "test", None)
+        if test is None:
+            return None
+        return CompiledAuthTest(
+            request=self.request(test.request, ("auth", "test", "request"), None),
+            success=self.ctx.query(src, test.success, ("auth", "test", "success")),
+            label=self.ctx.query(src, getattr(auth, "label", None), ("auth", "label")),
         )
 
     # -- schemas -------------------------------------------------------------------------
@@ -153,9 +179,10 @@ class AppCompiler:
         if trigger.webhook is not None:
             hook, at = trigger.webhook, (*base, "webhook")
             webhook = CompiledWebhook(
-                verify_secret=(
-                    self.ctx.template(
-                        src, hook.verify.secret, (*at, "verify", "secret"), CONNECTOR_NAMES
+                verify_secrets=(
+                    tuple(
+                        self.ctx.template(src, secret, path, CONNECTOR_NAMES)
+                        for secret, path in _secret_paths(hook.verify.secret, (*at, "verify"))
                     )
                     if hook.verify
                     else None
@@ -215,3 +242,12 @@ class AppCompiler:
 
 def _identity(ctx: CompileContext) -> Any:
     return ctx.query(None, "@", ())
+
+
+def _secret_paths(
+    secret: str | list[str], at: tuple[str | int, ...]
+) -> list[tuple[str, tuple[str | int, ...]]]:
+    """Each `verify.secret` template with the path a diagnostic about it names."""
+    if isinstance(secret, str):
+        return [(secret, (*at, "secret"))]
+    return [(text, (*at, "secret", index)) for index, text in enumerate(secret)]

@@ -21,7 +21,7 @@ from rollout_yaml.expr.compiled import (
     CompiledTrigger,
 )
 from rollout_yaml.expr.context import AUTOMATION_NAMES, STATIC_NAMES, CompileContext
-from rollout_yaml.expr.schemas import Schema
+from rollout_yaml.expr.schemas import Schema, Violation
 from rollout_yaml.expr.templates import Params, RenderError, Template
 from rollout_yaml.expr.values import Tree, render_tree, templates_in
 
@@ -155,9 +155,11 @@ class AutomationCompiler:
                     given[key] = rendered
             else:
                 dynamic.add(key)
+        if action.input_schema.certainly_valid(given, dynamic):
+            return  # nothing wrong but inputs that templates fill in at run time
         for violation in self.ctx.violations(action.input_schema, given):
             if violation.validator == "required":
-                missing = violation.message.split("'")[1] if "'" in violation.message else ""
+                missing = violation.missing_property
                 if missing in dynamic:
                     continue
                 self.ctx.report(
@@ -170,14 +172,11 @@ class AutomationCompiler:
                 continue
             if violation.path and violation.path[0] in dynamic:
                 continue
-            field = ".".join(str(p) for p in violation.path)
-            self.ctx.report(
-                src,
-                "RY402",
-                f"input `{field}` of `{action.app}/{action.key}`: {violation.message}"
-                if field
-                else f"input of `{action.app}/{action.key}`: {violation.message}",
-                report_at or (*at, *violation.path),
+            if violation.validator == "additionalProperties" and known is not None:
+                continue  # reported above, one key at a time, with a suggestion
+            owner = f"`{action.app}/{action.key}`"
+            self._refused(
+                src, violation, f"input {{}} of {owner}", f"input of {owner}", report_at or at
             )
 
     # -- consumers -----------------------------------------------------------------------
@@ -220,32 +219,21 @@ class AutomationCompiler:
         if bp is None:
             return None
         base: PathKey = ("automations", key)
-        params_schema = bp.params_schema
-        for violation in self.ctx.violations(params_schema, entry.params):
-            code = "RY403" if violation.validator == "required" else "RY402"
-            where = (*base, "params", *violation.path)
-            self.ctx.report(
-                src,
-                code,
-                f"params of blueprint `{bp.key}`: {violation.message}",
-                where if violation.path else (*base, "params"),
-            )
-        self._unknown_keys(
-            src,
-            entry.params,
-            params_schema,
-            (*base, "params"),
-            f"blueprint `{bp.key}` has no param",
-            "params",
-        )
+        params_ok = self._check_params(src, bp, entry.params, (*base, "params"))
         params = Params(entry.params, set(bp.model.params.get("properties", {})))
         static = self._static(consumer.consumer, params)
         trigger = self._trigger(bp.model.trigger.app, bp.model.trigger.trigger)
         action = self._action(bp.model.action.app, bp.model.action.action)
         trigger_input = self._render_trigger_input(
-            src, bp.trigger_input, static, trigger, (*base, "params")
+            # params that fail their schema are one mistake, reported once: not again as
+            # each trigger or action input they would render into
+            src,
+            bp.trigger_input,
+            static,
+            trigger if params_ok else None,
+            (*base, "params"),
         )
-        if action is not None:
+        if action is not None and params_ok:
             self._check_literal_input(
                 src,
                 action,
@@ -272,6 +260,48 @@ class AutomationCompiler:
             action_input=bp.action_input,
             params=params,
         )
+
+    def _check_params(
+        self, src: SourceFile, bp: CompiledBlueprint, given: Mapping[str, Any], at: PathKey
+    ) -> bool:
+        """A consumer's params against the blueprint's `params` schema, each problem once and
+        in the validator's words; False when there was one."""
+        schema = bp.params_schema
+        ok = True
+        for violation in self.ctx.violations(schema, given):
+            if violation.validator == "additionalProperties" and schema.properties is not None:
+                continue  # `_unknown_keys` names each one, with a suggestion
+            ok = False
+            if violation.validator == "required":
+                missing = violation.missing_property
+                self.ctx.report(
+                    src,
+                    "RY403",
+                    f"blueprint `{bp.key}` requires param `{missing}`",
+                    at,
+                    hint=f"add `{missing}:` under params",
+                )
+                continue
+            owner = f"blueprint `{bp.key}`"
+            self._refused(src, violation, f"param {{}} of {owner}", f"params of {owner}", at)
+        known = schema.properties
+        if known is not None and any(name not in known for name in given):
+            ok = False
+        self._unknown_keys(src, given, schema, at, f"blueprint `{bp.key}` has no param", "params")
+        return ok
+
+    def _refused(
+        self, src: SourceFile, violation: Violation, named: str, whole: str, at: PathKey
+    ) -> None:
+        """RY402 in the validator's words: `{named}` with the field (`input `text` of …`) when
+        the violation is about one, else `{whole}: …`; reported where the value is."""
+        field = ".".join(str(p) for p in violation.path)
+        message = (
+            f"{named.format(f'`{field}`')} {violation.describe()}"
+            if field
+            else f"{whole}: {violation.describe()}"
+        )
+        self.ctx.report(src, "RY402", message, (*at, *violation.path))
 
     def _render_trigger_input(
         self,
@@ -324,8 +354,13 @@ class AutomationCompiler:
         self, src: SourceFile, schema: Schema, value: Any, at: PathKey, what: str
     ) -> None:
         for violation in self.ctx.violations(schema, value):
-            code = "RY403" if violation.validator == "required" else "RY402"
-            self.ctx.report(src, code, f"{what}: {violation.message}", (*at, *violation.path))
+            if violation.validator == "additionalProperties" and schema.properties is not None:
+                continue  # `_unknown_keys` names each one, with a suggestion
+            if violation.validator == "required":
+                missing = violation.missing_property
+                self.ctx.report(src, "RY403", f"{what} `{missing}` is required", at)
+                continue
+            self._refused(src, violation, f"{what} {{}}", what, at)
 
     def _inline(
         self, src: SourceFile, consumer: Consumer, key: str, entry: InlineAutomation

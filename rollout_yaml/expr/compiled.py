@@ -50,7 +50,8 @@ class CompiledPoll:
 
 @dataclass(frozen=True, slots=True)
 class CompiledWebhook:
-    verify_secret: Template | str | None
+    verify_secrets: tuple[Template | str, ...] | None
+    """`verify.secret` (one, or several while a secret is rotated)."""
     items: Query | None
     id: Query | None
     payload: Query | None
@@ -89,6 +90,15 @@ class CompiledAction:
 
 
 @dataclass(frozen=True, slots=True)
+class CompiledAuthTest:
+    """A connector's `auth.test`: the request, what makes it a success, what labels it."""
+
+    request: CompiledRequest
+    success: Query | None
+    label: Query | None
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledApp:
     key: str
     connector: Connector
@@ -102,6 +112,7 @@ class CompiledApp:
     settings: AppSettings
     triggers: Mapping[str, CompiledTrigger]
     actions: Mapping[str, CompiledAction]
+    auth_test: CompiledAuthTest | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rollout_yaml.config.diagnostics import Diagnostic
+from rollout_yaml.config.progress import NO_PROGRESS, Progress
 from rollout_yaml.config.source import PathKey, SourceFile
 from rollout_yaml.config.suggest import did_you_mean
 from rollout_yaml.expr.jmespath import JMESPathError, Query, compile_query
 from rollout_yaml.expr.schemas import (
+    MissingField,
     Schema,
     SchemaProblem,
     Violation,
@@ -37,6 +39,19 @@ class CompileContext:
     checked_schemas: dict[str, SchemaProblem | None] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     validated: dict[tuple[int, str], list[Violation]] = field(default_factory=dict)
+    fields: dict[tuple[int, tuple[str | int, ...]], tuple[object, MissingField | None]] = field(
+        default_factory=dict
+    )
+    """`find_missing_field` per (schema, path): each trigger's payload fields are looked up
+    again by every automation that reads them. The schema is kept with its result, so that
+    its id cannot be reused by another while this context lives."""
+    progress: Progress = NO_PROGRESS
+    """Advanced once per consumer compiled (a long `validate` shows a bar)."""
+
+    def fresh(self) -> CompileContext:
+        """A context for one more compile that reuses this one's compiled templates and
+        queries (pure memos of their text): a long-lived one makes small compiles cheap."""
+        return CompileContext(templates=self.templates, queries=self.queries)
 
     # -- expressions -------------------------------------------------------------------------
 
@@ -46,7 +61,8 @@ class CompileContext:
         try:
             return compile_query(text, self.queries)
         except JMESPathError as exc:
-            self.report(source, exc.code, str(exc), path)
+            within = None if exc.offset is None else (exc.offset, exc.offset + exc.length)
+            self.report(source, exc.code, str(exc), path, hint=exc.hint, within=within)
             return None
 
     def template(
@@ -127,7 +143,11 @@ class CompileContext:
         """Each `root.a.b` read by an expression must exist where the schema lists properties."""
         reported: set[str] = set()
         for field_path in paths:
-            missing = find_missing_field(schema, field_path)
+            key = (id(schema), field_path)
+            known = self.fields.get(key)
+            if known is None:
+                known = self.fields[key] = (schema, find_missing_field(schema, field_path))
+            missing = known[1]
             if missing is None:
                 continue
             dotted = ".".join(str(p) for p in (root, *field_path[: missing.depth + 1]))
@@ -144,14 +164,17 @@ class CompileContext:
 
     def violations(self, schema: Schema, instance: Any) -> list[Violation]:
         """Validate, remembering results: thousands of automations share a handful of
-        (schema, value) pairs, and jsonschema is the slowest step of a large `validate`."""
+        (schema, value) pairs, and jsonschema is the slowest step of a large `validate`.
+        A value the quick check passes needs neither jsonschema nor a key."""
+        if schema.certainly_valid(instance):
+            return []
         try:
             key = (id(schema), repr(instance))
         except Exception:  # a value whose repr fails is simply not remembered
-            return schema.violations(instance)
+            return schema.jsonschema_violations(instance)
         found = self.validated.get(key)
         if found is None:
-            found = self.validated[key] = schema.violations(instance)
+            found = self.validated[key] = schema.jsonschema_violations(instance)
         return found
 
     # -- diagnostics -------------------------------------------------------------------------
@@ -165,7 +188,10 @@ class CompileContext:
         *,
         hint: str | None = None,
         key: bool = False,
+        within: tuple[int, int] | None = None,
     ) -> None:
         if source is None:  # built-in definitions are correct by construction
             return
-        self.diagnostics.append(source.diagnostic(code, message, path, hint=hint, key=key))
+        self.diagnostics.append(
+            source.diagnostic(code, message, path, hint=hint, key=key, within=within)
+        )

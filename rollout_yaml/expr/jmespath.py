@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jmespath
 from jmespath import exceptions as jp_errors
-from jmespath import functions
+from jmespath import functions, visitor
 from jmespath.parser import ParsedResult
+
+if TYPE_CHECKING:
+    from jmespath.visitor import _TreeNode
 
 from rollout_yaml.config.suggest import did_you_mean
 
-EXTRA_FUNCTIONS = ("now", "parse_date", "to_unix", "lower", "upper", "split", "replace")
+EXTRA_FUNCTIONS = (
+    "now",
+    "parse_date",
+    "to_unix",
+    "lower",
+    "upper",
+    "split",
+    "replace",
+    "from_json",
+)
 
 
 def parse_datetime(value: Any) -> datetime:
@@ -60,6 +73,17 @@ class _Functions(functions.Functions):
     def _func_replace(self, value: str, old: str, new: str) -> str:
         return value.replace(old, new)
 
+    @functions.signature({"types": ["string", "null"]})
+    def _func_from_json(self, value: str | None) -> Any:
+        """JSON carried in a string (`payload=<json>` form posts: Slack interactivity,
+        GitHub's form content type); null when it is null or not JSON."""
+        if value is None:
+            return None
+        try:
+            return json.loads(value)
+        except (ValueError, RecursionError):
+            return None
+
 
 _OPTIONS = jmespath.Options(custom_functions=_Functions())
 KNOWN_FUNCTIONS = frozenset(
@@ -67,12 +91,39 @@ KNOWN_FUNCTIONS = frozenset(
 )
 
 
-class JMESPathError(ValueError):
-    """A JMESPath expression that does not compile; `code` is the diagnostic to report."""
+class _Scoped(visitor.TreeInterpreter):
+    """A tree interpreter whose field lookups on the root document fall back to `scope`
+    (also inside projections and filters over `[@]`, where the current value is the root)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, root: Any, scope: Mapping[str, Any]) -> None:
+        super().__init__(_OPTIONS)
+        self._root = root
+        self._scope = scope
+
+    def visit_field(self, node: _TreeNode, value: Any) -> Any:
+        found = super().visit_field(node, value)
+        if found is None and value is self._root:
+            return self._scope.get(node["value"])
+        return found
+
+
+class JMESPathError(ValueError):
+    """A JMESPath expression that does not compile; `code` is the diagnostic to report,
+    `offset` the 0-based character of the expression where it goes wrong (when known)."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        offset: int | None = None,
+        hint: str | None = None,
+        length: int = 1,
+    ) -> None:
         super().__init__(message)
         self.code = code
+        self.offset = offset
+        self.hint = hint
+        self.length = length
 
 
 class Query:
@@ -84,8 +135,13 @@ class Query:
         self.source = source
         self._parsed = parsed
 
-    def search(self, data: Any) -> Any:
-        return self._parsed.search(data, options=_OPTIONS)
+    def search(self, data: Any, scope: Mapping[str, Any] | None = None) -> Any:
+        """Evaluate over `data`. With `scope`, a top-level name `data` itself lacks (a null
+        field of the document at the root) is looked up in `scope`: a webhook delivery's
+        `headers` and `query` are read beside its body without changing the body."""
+        if not scope:
+            return self._parsed.search(data, options=_OPTIONS)
+        return _Scoped(data, scope).visit(self._parsed.parsed, data)
 
     def is_true(self, data: Any) -> bool:
         """JMESPath truthiness: false, null, empty string/list/object are false."""
@@ -109,12 +165,8 @@ def compile_query(source: str, cache: dict[str, Query] | None = None) -> Query:
         return cache[source]
     try:
         parsed = jmespath.compile(source)
-    except jp_errors.ParseError as exc:
-        where = f" at column {exc.lex_position + 1}" if exc.lex_position is not None else ""
-        raise JMESPathError(
-            "RY302",
-            f"invalid JMESPath {source!r}{where}: {exc.msg if hasattr(exc, 'msg') else exc}",
-        ) from exc
+    except (jp_errors.ParseError, jp_errors.LexerError) as exc:
+        raise _syntax_error(source, exc) from exc
     except jp_errors.JMESPathError as exc:
         raise JMESPathError("RY302", f"invalid JMESPath {source!r}: {exc}") from exc
     for name in _function_names(dict(parsed.parsed)):
@@ -129,6 +181,60 @@ def compile_query(source: str, cache: dict[str, Query] | None = None) -> Query:
     if cache is not None:
         cache[source] = query
     return query
+
+
+_CLOSING = {"[": "]", "(": ")", "{": "}"}
+
+
+def _syntax_error(source: str, exc: jp_errors.JMESPathError) -> JMESPathError:
+    """Our words for jmespath's parse and lexer errors: where (the column, also used to put
+    the caret under it), what, and the usual fix."""
+    position = getattr(exc, "lex_position", None)
+    offset = position if isinstance(position, int) else None
+    where = f" at column {offset + 1}" if offset is not None else ""
+    token = getattr(exc, "token_value", None)
+    kind = getattr(exc, "token_type", None)
+    hint: str | None = None
+    if isinstance(exc, jp_errors.IncompleteExpressionError):
+        what = "the expression ends too early"
+        unclosed = _unclosed(source)
+        hint = (
+            f"close the `{unclosed[1]}` opened at column {unclosed[0] + 1} with "
+            f"`{_CLOSING[unclosed[1]]}`"
+            if unclosed
+            else "complete the expression: an operator needs a value on both sides"
+        )
+    elif isinstance(exc, jp_errors.LexerError):
+        what = f"unexpected character `{token}`" if token else "unexpected character"
+        hint = (
+            "quote a field name that is not a plain identifier with double quotes "
+            "(`\"my-field\"`) and a string with single quotes (`'text'`)"
+        )
+    elif kind == "NUMBER":
+        what = f"a bare number `{token}`"
+        hint = f"a number is a JSON literal in JMESPath: put it in backticks ({token} → `{token}`)"
+    else:
+        what = f"unexpected `{token}`" if token not in (None, "") else "unexpected token"
+    length = len(str(token)) if token not in (None, "") else 1
+    message = f"invalid JMESPath {source!r}{where}: {what}"
+    return JMESPathError("RY302", message, offset, hint, length)
+
+
+def _unclosed(source: str) -> tuple[int, str] | None:
+    """The last bracket opened and never closed, outside quotes and backticks."""
+    stack: list[tuple[int, str]] = []
+    quote: str | None = None
+    for index, char in enumerate(source):
+        if quote is not None:
+            if char == quote:
+                quote = None
+        elif char in "'\"`":
+            quote = char
+        elif char in _CLOSING:
+            stack.append((index, char))
+        elif stack and char == _CLOSING[stack[-1][1]]:
+            stack.pop()
+    return stack[-1] if stack else None
 
 
 def _function_names(node: dict[str, Any]) -> Iterator[str]:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
@@ -37,6 +39,11 @@ UNSAFE_ATTRIBUTES = frozenset(
     }
 )
 MAX_OUTPUT_CHARS = 1_000_000
+MAX_RENDER_SECONDS = 0.25
+"""A render runs on the event loop: one that takes longer (loops over loops of a big payload)
+is stopped and fails its run, so it never stalls the daemon for longer than this."""
+MAX_NUMBER_DIGITS = 4300  # Python's default int_max_str_digits
+_CHECK_EVERY = 256  # loop iterations between two looks at the clock
 _ANALYSED_ROOTS = frozenset({"payload", "input", "params"})
 
 
@@ -98,10 +105,77 @@ class Params(dict[str, Any]):
         raise KeyError(key)
 
 
+class _Budget:
+    """The deadline of the render in progress (in a context variable: renders are sync and
+    never nest, but may run in several threads at once)."""
+
+    __slots__ = ("deadline", "steps")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.steps = 0
+
+    def spend(self) -> None:
+        self.steps += 1
+        if self.steps % _CHECK_EVERY == 0 and time.monotonic() > self.deadline:
+            raise RenderError(
+                f"the template took longer than {MAX_RENDER_SECONDS} s to render "
+                "(loops over large data?)"
+            )
+
+
+_BUDGET: ContextVar[_Budget | None] = ContextVar("template_budget", default=None)
+
+
+def _guarded(iterable: Any) -> Iterator[Any]:
+    """What every `{% for %}` iterates through (see `_guard_loops`)."""
+    budget = _BUDGET.get()
+    if budget is None:
+        yield from iterable
+        return
+    for item in iterable:
+        budget.spend()
+        yield item
+
+
+def _guard_loops(tree: nodes.Template) -> nodes.Template:
+    for loop in tree.find_all(nodes.For):
+        loop.iter = nodes.Filter(loop.iter, "_guarded", [], [], None, None, lineno=loop.lineno)
+    return tree
+
+
+def _too_many_digits(base: int, exponent: int) -> bool:
+    """Whether `base ** exponent` has more digits than Python writes (int_max_str_digits)."""
+    return base.bit_length() * exponent * 0.30103 > MAX_NUMBER_DIGITS
+
+
+def _sequence_size(value: Any) -> int | None:
+    return len(value) if isinstance(value, str | list | tuple) else None
+
+
 class _DataEnvironment(ImmutableSandboxedEnvironment):
     """Immutable (a template cannot `pop()` or `clear()` the payload it reads), and `a.b` on a
     mapping reads the key `b`, never a method: a field called `items` or `keys` means the
     field."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        """`*` and `**` within the output cap: `'x' * 10**9` would build a gigabyte first."""
+        if operator == "*":
+            for sequence, count in ((left, right), (right, left)):
+                size = _sequence_size(sequence)
+                if size is not None and isinstance(count, int) and size * count > MAX_OUTPUT_CHARS:
+                    raise RenderError(f"`*` would build more than {MAX_OUTPUT_CHARS} items")
+        elif (
+            isinstance(left, int)
+            and isinstance(right, int)
+            and left not in (0, 1, -1)
+            and right > 0
+            and _too_many_digits(left, right)
+        ):
+            raise RenderError("`**` would build a number too large to write")
+        return super().call_binop(context, operator, left, right)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, Mapping):
@@ -159,7 +233,12 @@ def make_environment(*, for_paths: bool = False) -> SandboxedEnvironment:
     )
     env.globals.clear()  # no range(), lipsum, cycler…: templates only read the data they get
     env.filters.update(
-        tojson=_tojson, jmespath=_jmespath, iso8601=_iso8601, unix=_unix, money=_money
+        tojson=_tojson,
+        jmespath=_jmespath,
+        iso8601=_iso8601,
+        unix=_unix,
+        money=_money,
+        _guarded=_guarded,
     )
     return env
 
@@ -195,6 +274,7 @@ class Template:
     def render(self, context: Mapping[str, Any]) -> Any:
         if self._render is None:
             return self.source
+        budget = _BUDGET.set(_Budget(time.monotonic() + MAX_RENDER_SECONDS))
         try:
             value = self._render(context)
         except UndefinedError as exc:
@@ -205,6 +285,8 @@ class Template:
             raise
         except Exception as exc:  # a filter given the wrong data, an index out of range…
             raise RenderError(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            _BUDGET.reset(budget)
         if isinstance(value, _Undefined):
             raise RenderError(value._undefined_message)
         if isinstance(value, Undefined):  # an optional param left out
@@ -215,6 +297,21 @@ class Template:
 
     def __repr__(self) -> str:
         return f"Template({self.source!r})"
+
+
+def _bounded_text(chunks: Iterator[str]) -> str:
+    """A text template's output, stopped once it passes MAX_OUTPUT_CHARS or its time."""
+    budget = _BUDGET.get()
+    parts: list[str] = []
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_OUTPUT_CHARS:
+            raise RenderError(f"template output is over {MAX_OUTPUT_CHARS} characters")
+        parts.append(chunk)
+        if budget is not None:
+            budget.spend()
+    return "".join(parts)
 
 
 class TemplateCompiler:
@@ -255,15 +352,20 @@ class TemplateCompiler:
         try:
             if single:
                 expression = env.compile_expression(single.group("expr"), undefined_to_none=False)
+                lookup = _plain_lookup(env, single.group("expr"))
 
                 def render(ctx: Mapping[str, Any]) -> Any:
+                    if lookup is not None:
+                        value = lookup(ctx)
+                        if value is not _NOT_FOUND:
+                            return value
                     return expression(**ctx)
 
             else:
-                compiled = env.from_string(tree)
+                compiled = env.from_string(_guard_loops(tree))
 
                 def render(ctx: Mapping[str, Any]) -> Any:
-                    return compiled.render(ctx)
+                    return _bounded_text(compiled.generate(ctx))
         except TemplateAssertionError as exc:
             raise TemplateProblem("RY306", self._unknown_filter(exc), exc.lineno or 1) from exc
         except TemplateSyntaxError as exc:
@@ -292,29 +394,154 @@ class TemplateCompiler:
                     raise TemplateProblem(exc.code, str(exc), node.lineno) from exc
 
 
+_NOT_FOUND = object()
+_PLAIN_DICTS = (dict, Params)
+
+
+def _plain_lookup(
+    env: SandboxedEnvironment, expression: str
+) -> Callable[[Mapping[str, Any]], Any] | None:
+    """For `{{ a.b.c }}` and `{{ a.b | default(<literal>[, true|false]) }}`, the value read
+    straight from plain dicts, as Jinja would give it when every field is there; `_NOT_FOUND`
+    (then Jinja renders it) when one is missing or not a plain dict. Params and inputs are
+    read this way thousands of times when a large project compiles."""
+    try:
+        body = env.parse("{{" + expression + "}}").body
+    except Exception:
+        return None
+    if len(body) != 1 or not isinstance(body[0], nodes.Output) or len(body[0].nodes) != 1:
+        return None
+    node = body[0].nodes[0]
+    fallback: tuple[Any, bool] | None = None
+    if isinstance(node, nodes.Filter):
+        args = node.args
+        if (
+            node.name != "default"
+            or node.node is None
+            or node.kwargs
+            or node.dyn_args is not None
+            or node.dyn_kwargs is not None
+            or not 1 <= len(args) <= 2
+            or not all(isinstance(arg, nodes.Const) for arg in args)
+            or (len(args) == 2 and not isinstance(args[1].value, bool))  # type: ignore[attr-defined]
+        ):
+            return None
+        fallback = (args[0].value, len(args) == 2 and args[1].value)  # type: ignore[attr-defined]
+        node = node.node
+    parts: list[str] = []
+    while isinstance(node, nodes.Getattr):
+        parts.append(node.attr)
+        node = node.node
+    if not isinstance(node, nodes.Name) or node.ctx != "load" or not parts:
+        return None
+    root, path = node.name, tuple(reversed(parts))
+
+    def lookup(ctx: Mapping[str, Any]) -> Any:
+        value = ctx.get(root, _NOT_FOUND)
+        for part in path:
+            if value.__class__ not in _PLAIN_DICTS or part not in value:
+                return _NOT_FOUND
+            value = value[part]
+        if fallback is not None and fallback[1] and not value:
+            return fallback[0]  # `default(x, true)` also replaces what is empty or false
+        return value
+
+    return lookup
+
+
 def _check_safe(tree: nodes.Template) -> None:
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
+    """Refuse, before anything runs, what only a sandbox escape needs: private or unsafe
+    attribute names (literal, or given to an attribute filter), names built at run time,
+    methods that mutate, and templates that load other templates or files."""
+    for power in tree.find_all(nodes.Pow):
+        base, exponent = power.left, power.right
+        if (
+            isinstance(base, nodes.Const)
+            and isinstance(exponent, nodes.Const)
+            and isinstance(base.value, int)
+            and isinstance(exponent.value, int)
+            and exponent.value > 0
+            and _too_many_digits(base.value, exponent.value)
+        ):
+            raise TemplateProblem("RY301", "template cannot compile: the number is too large")
+    for loader in tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
+        kind = type(loader).__name__.lower().replace("fromimport", "import")
+        raise TemplateProblem(
+            "RY303",
+            f"unsafe template: `{{% {kind} %}}` is not allowed (templates only read data)",
+            loader.lineno,
+        )
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter, nodes.Call)):
         attr: object = None
         if isinstance(node, nodes.Getattr):
             attr = node.attr
-        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
-            attr = node.arg.value
+        elif isinstance(node, nodes.Getitem):
+            if isinstance(node.arg, nodes.Const):
+                attr = node.arg.value
+            elif _builds_text(node.arg):
+                raise TemplateProblem(
+                    "RY303",
+                    "unsafe template: a field name built at run time is not allowed "
+                    "(write the name, e.g. `payload.name` or `payload['name']`)",
+                    node.lineno,
+                )
+        elif isinstance(node, nodes.Call):
+            if isinstance(node.node, nodes.Getattr) and node.node.attr in MUTATING_METHODS:
+                raise TemplateProblem(
+                    "RY303",
+                    f"unsafe template: `{node.node.attr}()` changes data; templates only read it",
+                    node.lineno,
+                )
         elif isinstance(node, nodes.Filter) and node.name in _ATTRIBUTE_FILTERS:
             for keyword in node.kwargs:
                 if keyword.key == "attribute" and isinstance(keyword.value, nodes.Const):
-                    attr = keyword.value.value
-                    for part in str(attr).split("."):
+                    for part in str(keyword.value.value).split("."):
                         _refuse_unsafe(part, node.lineno)
-            if node.name != "attr" or not node.args:
+            if node.name not in _POSITIONAL_ATTRIBUTE or not node.args:
                 continue
             first = node.args[0]
-            attr = first.value if isinstance(first, nodes.Const) else "<computed>"
             if not isinstance(first, nodes.Const):
                 raise TemplateProblem(
-                    "RY303", "the `attr` filter needs a literal name", node.lineno
+                    "RY303", f"the `{node.name}` filter needs a literal name", node.lineno
                 )
+            for part in str(first.value).split("."):
+                _refuse_unsafe(part, node.lineno)
         if isinstance(attr, str):
             _refuse_unsafe(attr, node.lineno)
+
+
+MUTATING_METHODS = frozenset(
+    {
+        "append",
+        "extend",
+        "insert",
+        "pop",
+        "popitem",
+        "remove",
+        "clear",
+        "update",
+        "setdefault",
+        "add",
+        "discard",
+        "sort",
+        "reverse",
+    }
+)
+# Filters whose first positional argument is an attribute name.
+_POSITIONAL_ATTRIBUTE = frozenset({"attr", "selectattr", "rejectattr", "groupby"})
+
+
+def _builds_text(node: nodes.Node) -> bool:
+    """Whether a subscript computes a string (`'__cla' ~ 'ss__'`, `'%s' % x`, `x | join`)
+    rather than reading a value or counting (`items[loop.index0 + 1]`)."""
+    if isinstance(node, nodes.Concat | nodes.Filter | nodes.Call | nodes.CondExpr):
+        return True
+    if isinstance(node, nodes.BinExpr):
+        sides = (node.left, node.right)
+        if any(isinstance(side, nodes.Const) and isinstance(side.value, str) for side in sides):
+            return True
+        return any(_builds_text(side) for side in sides)
+    return False
 
 
 _ATTRIBUTE_FILTERS = frozenset(
