@@ -1,5 +1,6 @@
 """Sends prepared requests with one pooled aiohttp session per App, enforcing timeouts, the
-response size limit, the egress policy and the connector's rate limit."""
+egress policy and the response size limit (on the decoded body), and decoding compressed
+answers. Signing, rate limits and retries are the callers' (http/auth.py, engine/outbound.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import httpx
 from aiohttp.abc import AbstractResolver
 from yarl import URL
 
+from rollout_yaml.http.decoding import ACCEPT_ENCODING, BodyReader
 from rollout_yaml.http.egress import (
     EgressDenied,
     GuardedResolver,
@@ -20,7 +22,7 @@ from rollout_yaml.http.egress import (
     guarded_socket,
     parse_ip,
 )
-from rollout_yaml.http.rate_limit import Quota, RateLimiter
+from rollout_yaml.http.errors import ConnectFailed, EgressRefused, SendError, SendTimeout
 from rollout_yaml.http.request import PreparedRequest
 
 
@@ -28,19 +30,14 @@ def _allow_all() -> bool:
     return True
 
 
-class SendError(Exception):
-    """The request got no usable answer: `kind` is timeout, connection, too_large or egress
-    (refused by `runtime.egress`, never retried)."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
 @dataclass(frozen=True, slots=True)
 class HttpAnswer:
+    """An App's answer. `headers` keeps repeated fields (several `Link`, `Set-Cookie`);
+    `headers.get` joins them with commas, `headers.get_list` gives each. `body` is decoded
+    (gzip, deflate, br undone)."""
+
     status: int
-    headers: dict[str, str]
+    headers: httpx.Headers
     body: bytes
     elapsed_ms: float
 
@@ -49,9 +46,10 @@ class AppClients:
     """One aiohttp connection pool per App, created on first use and closed with the runner.
 
     Sessions keep no cookies (a jar shared by every consumer of an App would leak one
-    consumer's session cookies into another's requests), follow no redirects, decompress
-    nothing and read no proxy settings from the environment. aiohttp rather than httpcore:
-    httpcore's pool cost about 2 ms of CPU a request here, aiohttp's a fraction of it
+    consumer's session cookies into another's requests), follow no redirects and read no proxy
+    settings from the environment. Answers are decoded here rather than by aiohttp, so that
+    the size limit counts decoded bytes as they stream in (http/decoding.py). aiohttp rather
+    than httpcore: httpcore's pool cost about 2 ms of CPU a request here, aiohttp's a fraction of it
     (benchmarks/README.md).
 
     `allow_private` is asked at every send (the runtime passes the live configuration's
@@ -74,7 +72,6 @@ class AppClients:
         self._allow_private = allow_private
         self._resolver = resolver
         self._resolvers: list[GuardedResolver] = []  # aiohttp closes only resolvers it made
-        self.limiter = RateLimiter()
 
     def session(self, app: str, allow_private: bool | None = None) -> aiohttp.ClientSession:
         """The App's pool for one egress policy (by default the current one)."""
@@ -113,11 +110,9 @@ class AppClients:
             await resolver.close()
         self._resolvers.clear()
 
-    async def send(
-        self, app: str, request: PreparedRequest, max_bytes: int, *, quota: Quota | None = None
-    ) -> HttpAnswer:
-        """Send `request` after waiting for a slot of `quota` (if given); the wait is not part
-        of the request's timeout nor of `elapsed_ms`."""
+    async def send(self, app: str, request: PreparedRequest, max_bytes: int) -> HttpAnswer:
+        """Send `request` as built (and signed); raise a `SendError` when no usable answer
+        comes back. `max_bytes` bounds the decoded body."""
         url = URL(request.full_url(), encoded=True)  # already encoded: send it as built
         allow_private = self._allow_private()
         if not allow_private:
@@ -126,37 +121,40 @@ class AppClients:
                 if parse_ip(host) is not None:  # a literal never reaches the resolver
                     check_address(host)
             except EgressDenied as refused:
-                raise SendError("egress", str(refused)) from refused
-        await self.limiter.acquire(quota)
+                raise EgressRefused(str(refused)) from refused
         session = self.session(app, allow_private)
+        headers = request.headers
+        if not any(name.lower() == "accept-encoding" for name in headers):
+            headers = {**headers, "Accept-Encoding": ACCEPT_ENCODING}
         started = time.perf_counter()
         seconds = request.timeout
         try:
             async with session.request(
                 request.method,
                 url,
-                headers=request.headers,
+                headers=headers,
                 data=request.content(),
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=seconds),
             ) as response:
-                body = bytearray()
+                reader = BodyReader(response.headers.get("Content-Encoding"), max_bytes)
                 async for chunk in response.content.iter_any():
-                    body.extend(chunk)
-                    if len(body) > max_bytes:
-                        raise SendError("too_large", f"response larger than {max_bytes} bytes")
+                    reader.feed(chunk)
+                body = reader.finish()
                 status = response.status
-                headers = {k.lower(): v for k, v in response.headers.items()}
+                answer_headers = httpx.Headers(list(response.headers.items()))
+        except SendError:
+            raise
         except TimeoutError as exc:
-            raise SendError("timeout", f"timed out after {seconds:g}s") from exc
+            raise SendTimeout(f"timed out after {seconds:g}s") from exc
         except (aiohttp.ClientError, EgressDenied) as exc:
             cause = denial_in(exc)
             if cause is not None:
-                raise SendError("egress", str(cause)) from exc
-            raise SendError("connection", f"{type(exc).__name__}: {exc}") from exc
+                raise EgressRefused(str(cause)) from exc
+            raise ConnectFailed(f"{type(exc).__name__}: {exc}") from exc
         return HttpAnswer(
             status=status,
-            headers=headers,
-            body=bytes(body),
+            headers=answer_headers,
+            body=body,
             elapsed_ms=(time.perf_counter() - started) * 1000,
         )

@@ -10,6 +10,7 @@ when it lacks them.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
@@ -37,8 +38,10 @@ LOOP = "a page token or next URL came back twice"
 SINGLE = "not paginated"
 
 
-def next_link(headers: dict[str, str]) -> str | None:
-    """The `rel="next"` target of an RFC 8288 Link header, parsed by httpx."""
+def next_link(headers: Mapping[str, str]) -> str | None:
+    """The `rel="next"` target of the RFC 8288 Link headers, parsed by httpx. Several `Link`
+    headers are one list of links (`httpx.Headers.get` joins them with commas, as RFC 9110
+    allows for this field)."""
     value = headers.get("link")
     if not value:
         return None
@@ -86,7 +89,7 @@ class Paginator:
         return request
 
     def next(
-        self, request: PreparedRequest, headers: dict[str, str], body: Any, item_count: int
+        self, request: PreparedRequest, headers: Mapping[str, str], body: Any, item_count: int
     ) -> PreparedRequest | None:
         """The request for the page after `request`'s answer, or None (see `stopped`)."""
         self.pages += 1

@@ -6,17 +6,22 @@ through in one window (a full bucket at its end, a refill after), while an App t
 per minute" counts any minute. Each send reserves the earliest time at which the last N sends,
 its own included, span at least `per`; reservations are taken in arrival order without a lock
 (nothing awaits between reading and writing the log), so concurrent senders queue fairly and
-nothing blocks the event loop. The limit is per process: with several replicas each one
-allows N per `per` (see docs/connectors.md).
+nothing blocks the event loop.
+
+`RateLimiter` keeps the log in the process (SQLite: one runner). With PostgreSQL the engine
+uses a `Limiter` that keeps it in the database instead (engine/rate_limits.py), so replicas
+share one quota.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from rollout_yaml.config.models.request import RateLimit
 
@@ -39,6 +44,33 @@ def quota_for(
     if rate_limit is None:
         return None
     return Quota((app, consumer, credential or ""), rate_limit.requests, rate_limit.per)
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A send's place in a quota: send after `wait` seconds; `token` names it to `sent`."""
+
+    wait: float
+    token: str | None = None
+
+
+class Limiter(Protocol):
+    async def take(
+        self,
+        quota: Quota,
+        *,
+        ticket: str | None = None,
+        hold: float = math.inf,
+        expiry: float = 300.0,
+    ) -> Slot:
+        """A slot of `quota` for one send. A slot more than `hold` away is kept under
+        `ticket` (taking again with the same ticket gives what is left until it); `expiry`
+        bounds how long the send may take."""
+        ...
+
+    async def sent(self, quota: Quota, slot: Slot) -> None:
+        """The send of `slot` is over: answered, or failed."""
+        ...
 
 
 @dataclass
@@ -77,6 +109,19 @@ class RateLimiter:
         if self._reservations % 1024 == 0:
             self._forget_idle(now)
         return wait
+
+    async def take(
+        self,
+        quota: Quota,
+        *,
+        ticket: str | None = None,
+        hold: float = math.inf,
+        expiry: float = 300.0,
+    ) -> Slot:
+        return Slot(self.reserve(quota, ticket=ticket, hold=hold))
+
+    async def sent(self, quota: Quota, slot: Slot) -> None:
+        """Nothing to do: in one process a slot's time is when its send leaves."""
 
     async def acquire(self, quota: Quota | None) -> float:
         """Wait for a slot (a sleep: other sends go on meanwhile); return the seconds waited."""

@@ -6,14 +6,13 @@ segments, never change the scheme, host or port (no absolute URL, no `..`, no `@
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlencode, urlsplit
 
+from rollout_yaml import json_codec
 from rollout_yaml.expr.compiled import CompiledApp, CompiledRequest
 from rollout_yaml.expr.templates import Template
 from rollout_yaml.expr.values import render_tree
@@ -40,7 +39,7 @@ class PreparedRequest:
 
     def content(self) -> bytes | None:
         if self.has_json:
-            return json.dumps(self.json_body, separators=(",", ":"), ensure_ascii=False).encode()
+            return json_codec.dumps(self.json_body)  # always JSON: NaN is sent as null
         if self.form is not None:
             return urlencode(_form_pairs(self.form)).encode()
         if self.body is not None:
@@ -67,16 +66,43 @@ def _form_pairs(form: Mapping[str, Any], prefix: str = "") -> list[tuple[str, st
                 if isinstance(item, dict):
                     pairs.extend(_form_pairs(item, f"{name}[{index}]"))
                 else:
-                    pairs.append((f"{name}[{index}]", _scalar(item)))
+                    pairs.append((f"{name}[{index}]", scalar(item)))
         elif value is not None:
-            pairs.append((name, _scalar(value)))
+            pairs.append((name, scalar(value)))
     return pairs
 
 
-def _scalar(value: Any) -> str:
+def scalar(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def request_context(
+    app: CompiledApp,
+    *,
+    input: Any,
+    credential: Mapping[str, Any],
+    cursor: Any = None,
+    page: int | None = None,
+    run: Mapping[str, Any] | None = None,
+    webhook_url: str | None = None,
+    subscription: Mapping[str, Any] | None = None,
+    app_values: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What every connector template sees (a request, a verify secret, auth headers), built
+    here only: `input`, `credential`, `app`, `cursor`, `page`, `run`, `webhook`, `subscription`
+    (expr/context.py's CONNECTOR_NAMES)."""
+    return {
+        "input": input,
+        "credential": dict(credential),
+        "app": dict(app_values) if app_values is not None else app_context(app),
+        "cursor": cursor,
+        "page": page,
+        "run": dict(run) if run is not None else {"id": None, "attempt": 1},
+        "webhook": {"url": webhook_url},
+        "subscription": dict(subscription or {}),
+    }
 
 
 def app_context(app: CompiledApp) -> dict[str, Any]:
@@ -99,7 +125,7 @@ def _render(value: Template | str | None, context: Mapping[str, Any], what: str)
         raise RequestBuildError(f"{what}: {exc}") from exc
 
 
-def _render_tree(tree: Any, context: Mapping[str, Any], what: str) -> Any:
+def render_tree_part(tree: Any, context: Mapping[str, Any], what: str) -> Any:
     """Render a request part. A key whose value renders to null is left out everywhere, so an
     optional input that was not given is absent from the request rather than sent as null
     (which many APIs read as "clear this field")."""
@@ -137,60 +163,41 @@ def join_url(base: str, path: str) -> str:
     return url
 
 
-def auth_headers_and_query(
-    app: CompiledApp, context: Mapping[str, Any], credential: Mapping[str, Any] | None
-) -> tuple[dict[str, str], dict[str, Any]]:
-    auth = app.connector.auth
-    cred = credential or {}
-    if auth.type == "api_key":
-        headers = _render_tree(app.auth_headers, context, "auth headers") or {}
-        query = _render_tree(app.auth_query, context, "auth query") or {}
-        return {k: str(v) for k, v in headers.items()}, query
-    if auth.type == "bearer":
-        return {"Authorization": f"Bearer {cred.get('token', '')}"}, {}
-    if auth.type == "oauth2":
-        return {"Authorization": f"Bearer {cred.get('access_token', '')}"}, {}
-    if auth.type == "basic":
-        raw = f"{cred.get('username', '')}:{cred.get('password', '')}".encode()
-        return {"Authorization": "Basic " + base64.b64encode(raw).decode()}, {}
-    return {}, {}
-
-
 def build_request(
-    app: CompiledApp,
-    request: CompiledRequest,
-    context: Mapping[str, Any],
-    credential: Mapping[str, Any] | None,
+    app: CompiledApp, request: CompiledRequest, context: Mapping[str, Any]
 ) -> PreparedRequest:
-    """Render `request` against `context` (input, credential, app, cursor, page, run, …)."""
+    """Render `request` against `context` (`request_context`), unsigned: the credential is
+    applied by the App's auth flow (http/auth.py) when the request is sent."""
     base = base_url(app, context)
     path = str(_render(request.path, context, "path") or "")
     url = join_url(base, path)
     headers = {
         k: str(v)
-        for k, v in (_render_tree(app.default_headers, context, "defaults.headers") or {}).items()
+        for k, v in (
+            render_tree_part(app.default_headers, context, "defaults.headers") or {}
+        ).items()
     }
     headers.update(
-        {k: str(v) for k, v in (_render_tree(request.headers, context, "headers") or {}).items()}
+        {
+            k: str(v)
+            for k, v in (render_tree_part(request.headers, context, "headers") or {}).items()
+        }
     )
-    auth_headers, auth_query = auth_headers_and_query(app, context, credential)
-    headers.update(auth_headers)
     query_values: dict[str, Any] = {}
-    query_values.update(_render_tree(app.default_query, context, "defaults.query") or {})
-    query_values.update(_render_tree(request.query, context, "query") or {})
-    query_values.update(auth_query)
+    query_values.update(render_tree_part(app.default_query, context, "defaults.query") or {})
+    query_values.update(render_tree_part(request.query, context, "query") or {})
     query: list[tuple[str, str]] = []
     for key, value in query_values.items():
         for item in value if isinstance(value, list) else [value]:
             if item is not None:
-                query.append((key, _scalar(item)))
+                query.append((key, scalar(item)))
     json_body = form = body = None
     has_json = request.json_body is not None
     if has_json:
-        json_body = _render_tree(request.json_body, context, "json")
+        json_body = render_tree_part(request.json_body, context, "json")
         headers.setdefault("Content-Type", "application/json")
     elif request.form is not None:
-        form = _render_tree(request.form, context, "form")
+        form = render_tree_part(request.form, context, "form")
         headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
     elif request.body is not None:
         body = str(_render(request.body, context, "body"))

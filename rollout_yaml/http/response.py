@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollout_yaml.expr.compiled import CompiledAction, CompiledApp
+from rollout_yaml.http.errors import BadAnswer
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,9 @@ class Outcome:
 
 
 def parse_body(content: bytes | str | None, content_type: str | None = None) -> Any:
-    """JSON when it parses as JSON, else the text (some Apps answer JSON as text/plain)."""
+    """JSON when it parses as JSON, else the text (some Apps answer JSON as text/plain).
+    JSON nested too deeply to be read raises BadAnswer: it is neither usable data nor text
+    the App meant as such."""
     if content is None:
         return None
     text = content.decode("utf-8", errors="replace") if isinstance(content, bytes) else content
@@ -27,6 +30,8 @@ def parse_body(content: bytes | str | None, content_type: str | None = None) -> 
         return json.loads(text)
     except ValueError:
         return text
+    except RecursionError as exc:
+        raise BadAnswer("the answer's JSON is nested too deeply to be read") from exc
 
 
 def interpret(app: CompiledApp, action: CompiledAction, status: int, body: Any) -> Outcome:

@@ -15,10 +15,10 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from rollout_yaml import json_codec
 from rollout_yaml.config.models.connector import Verify
 
 GITHUB_SIGNATURE = "X-Hub-Signature-256"
@@ -29,6 +29,9 @@ STRIPE_SIGNATURE = "Stripe-Signature"
 STANDARD_ID = "webhook-id"
 STANDARD_TIMESTAMP = "webhook-timestamp"
 STANDARD_SIGNATURE = "webhook-signature"
+SVIX_ID = "svix-id"
+SVIX_TIMESTAMP = "svix-timestamp"
+SVIX_SIGNATURE = "svix-signature"
 WHSEC_PREFIX = "whsec_"
 
 # A Unix timestamp in seconds has 10 digits until 2286; more is garbage (and could overflow
@@ -63,28 +66,40 @@ _Check = Callable[[Verify, bytes, _Headers, bytes, float], None]
 
 
 def verify(
-    verify: Verify, secret: str, headers: Mapping[str, str], body: bytes, now: float
+    verify: Verify,
+    secret: str | Sequence[str],
+    headers: Mapping[str, str],
+    body: bytes,
+    now: float,
 ) -> Verified:
-    """Check a delivery against `verify` with the already-rendered `secret`.
+    """Check a delivery against `verify` with the already-rendered secret(s).
 
     `secret` is passed separately because `verify.secret` is a template
-    (`{{ app.webhook_secret }}`); `body` must be the raw bytes as received, since every scheme
-    signs those exact bytes and re-serialised JSON would not match.
+    (`{{ app.webhook_secret }}`); several secrets (rotation, as GitHub's own
+    `verifyWithFallback`) verify a delivery signed by any of them, and empty ones are left out.
+    `body` must be the raw bytes as received, since every scheme signs those exact bytes and
+    re-serialised JSON would not match.
     """
     lowered = {name.lower(): value.strip() for name, value in headers.items()}
     delivery_id = _delivery_id(verify.scheme, lowered)
-    if not secret:
+    secrets = [s for s in ([secret] if isinstance(secret, str) else secret) if s]
+    if not secrets:
         # An empty key would make any sender who guesses "no secret" pass.
         return Verified(False, "the webhook secret is empty", delivery_id)
-    try:
-        key = secret.encode("utf-8")
-    except UnicodeEncodeError:
-        return Verified(False, "the webhook secret is not valid text", delivery_id)
-    try:
-        _CHECKS[verify.scheme](verify, key, lowered, body, now)
-    except _Reject as rejected:
-        return Verified(False, rejected.reason, delivery_id)
-    return Verified(True, None, delivery_id)
+    reason = None
+    for candidate in secrets:
+        try:
+            key = candidate.encode("utf-8")
+        except UnicodeEncodeError:
+            reason = "the webhook secret is not valid text"
+            continue
+        try:
+            _CHECKS[verify.scheme](verify, key, lowered, body, now)
+        except _Reject as rejected:
+            reason = reason or rejected.reason  # the first secret's reason is the one logged
+            continue
+        return Verified(True, None, delivery_id)
+    return Verified(False, reason, delivery_id)
 
 
 def slack_challenge(body: bytes) -> str | None:
@@ -94,8 +109,8 @@ def slack_challenge(body: bytes) -> str | None:
     Slack signs this request like any other, so call it only after `verify` passed.
     """
     try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
+        data = json_codec.loads(body)
+    except json_codec.JSONRejected:
         return None
     if not isinstance(data, dict) or data.get("type") != "url_verification":
         return None
@@ -104,9 +119,11 @@ def slack_challenge(body: bytes) -> str | None:
 
 
 def _delivery_id(scheme: str, headers: _Headers) -> str | None:
-    name = {"github": GITHUB_DELIVERY, "standard-webhooks": STANDARD_ID}.get(scheme)
-    value = headers.get(name.lower()) if name else None
-    return value or None
+    if scheme == "standard-webhooks":
+        return headers.get(SVIX_ID) or headers.get(STANDARD_ID) or None
+    if scheme == "github":
+        return headers.get(GITHUB_DELIVERY.lower()) or None
+    return None
 
 
 def _header(headers: _Headers, name: str) -> str:
@@ -223,17 +240,26 @@ def _check_stripe(verify: Verify, key: bytes, headers: _Headers, body: bytes, no
         raise _Reject(f"no v1 signature in header {STRIPE_SIGNATURE} matches")
 
 
+def _standard_header(headers: _Headers, standard: str, svix: str) -> tuple[str, str]:
+    """The value of a Standard Webhooks header and the name it came under: Svix's own name
+    (`svix-id`, …) first, as `svix.Webhook.verify` reads them, else the standard one."""
+    if headers.get(svix):
+        return headers[svix], svix
+    return _header(headers, standard), standard
+
+
 def _check_standard(verify: Verify, key: bytes, headers: _Headers, body: bytes, now: float) -> None:
-    """Standard Webhooks: base64 HMAC of `{id}.{timestamp}.{body}` in space-separated
-    `v1,<base64>` entries; the key is the base64-decoded part after `whsec_`."""
-    msg_id = _header(headers, STANDARD_ID)
-    raw_time = _header(headers, STANDARD_TIMESTAMP)
-    value = _header(headers, STANDARD_SIGNATURE)
-    when = _timestamp(raw_time, STANDARD_TIMESTAMP, now, verify.tolerance)
+    """Standard Webhooks (and Svix, under its own header names): base64 HMAC of
+    `{id}.{timestamp}.{body}` in space-separated `v1,<base64>` entries; the key is the
+    base64-decoded part after `whsec_`, padded first when it was given without `=`."""
+    msg_id, _ = _standard_header(headers, STANDARD_ID, SVIX_ID)
+    raw_time, time_name = _standard_header(headers, STANDARD_TIMESTAMP, SVIX_TIMESTAMP)
+    value, signature_name = _standard_header(headers, STANDARD_SIGNATURE, SVIX_SIGNATURE)
+    when = _timestamp(raw_time, time_name, now, verify.tolerance)
     text = key.decode("utf-8")
     if text.startswith(WHSEC_PREFIX):
         text = text[len(WHSEC_PREFIX) :]
-    secret_key = _from_base64(text)
+    secret_key = _from_base64(text + "=" * (-len(text) % 4))
     if not secret_key:
         raise _Reject("the webhook secret is not base64 (after any whsec_ prefix)")
     signatures: list[bytes | None] = []
@@ -242,10 +268,10 @@ def _check_standard(verify: Verify, key: bytes, headers: _Headers, body: bytes, 
         if sep and version == "v1":
             signatures.append(_from_base64(encoded))
     if not signatures:
-        raise _Reject(f"header {STANDARD_SIGNATURE} has no v1 signature")
+        raise _Reject(f"header {signature_name} has no v1 signature")
     content = f"{msg_id}.{when}.".encode("utf-8", "surrogatepass") + body
     if not _any_match(_mac(secret_key, content), signatures):
-        raise _Reject(f"no v1 signature in header {STANDARD_SIGNATURE} matches")
+        raise _Reject(f"no v1 signature in header {signature_name} matches")
 
 
 def _any_match(expected: bytes, candidates: Iterable[bytes | None]) -> bool:
@@ -258,6 +284,13 @@ def _any_match(expected: bytes, candidates: Iterable[bytes | None]) -> bool:
     return matched
 
 
+def standard_signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` value Standard Webhooks receivers check: `v1,` and the base64
+    HMAC-SHA256, under the decoded `whsec_` key, of `{msg_id}.{timestamp}.{body}`."""
+    content = f"{msg_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(_mac(key, content)).decode("ascii")
+
+
 _CHECKS: dict[str, _Check] = {
     "hmac": _check_hmac,
     "github": _check_github,
@@ -266,4 +299,4 @@ _CHECKS: dict[str, _Check] = {
     "standard-webhooks": _check_standard,
 }
 
-__all__ = ["Verified", "slack_challenge", "verify"]
+__all__ = ["Verified", "slack_challenge", "standard_signature", "verify"]
