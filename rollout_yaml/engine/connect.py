@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from cryptography.fernet import InvalidToken
 
+from rollout_yaml.config.models.consumer import Credential
 from rollout_yaml.engine.cipher import EncryptionKeyError
 from rollout_yaml.engine.credentials import (
     CredentialRejected,
@@ -60,44 +61,72 @@ class Pending:
     redirect_uri: str
     verifier: str
     issued_at: float
+    runtime: bool = False
+    """The credential is declared in no consumer file (created or connected at run time)."""
 
 
-def _target(env: CompiledEnvironment, consumer: str, app: str, credential: str | None) -> Declared:
-    """The consumer's stored OAuth2 credential of `app` (the only one when `credential` is
-    not given)."""
-    if app not in env.apps:
-        raise CredentialRejected(f"no app `{app}` in this environment", not_found=True)
-    found = env.consumers.get(consumer)
-    keys = [
-        key
-        for key, declared_credential in (found.credentials.items() if found else ())
-        if declared_credential.app == app and declared_credential.stored
-    ]
-    if credential is None:
-        if len(keys) != 1:
-            raise CredentialRejected(
-                f"give `credential`: `{consumer}` declares "
-                f"{len(keys) or 'no'} stored credential(s) of app `{app}`"
-                + (f" ({', '.join(sorted(keys))})" if keys else "")
-            )
-        credential = keys[0]
-    target = declared(env, consumer, credential)
-    if target is None or target.credential.app != app:
-        raise CredentialRejected(
-            f"credential `{credential}` of app `{app}` is not declared for `{consumer}`",
-            not_found=True,
-        )
+def _connectable(target: Declared) -> Declared:
     if not target.credential.stored:
         raise CredentialRejected(
-            f"credential `{credential}` is given by `values:`; declare it `stored: true` to "
+            f"credential `{target.key}` is given by `values:`; declare it `stored: true` to "
             "connect it"
         )
     if target.oauth is None or target.oauth.grant != "authorization_code":
         raise CredentialRejected(
-            f"app `{app}` does not use OAuth2 authorization_code; set its credential through "
-            "POST /v1/credentials instead"
+            f"app `{target.app.key}` does not use OAuth2 authorization_code; set its "
+            "credential through POST /v1/credentials instead"
         )
     return target
+
+
+async def _target(
+    credentials: Credentials,
+    env: CompiledEnvironment,
+    consumer: str,
+    app: str,
+    credential: str | None,
+) -> Declared:
+    """The consumer's OAuth2 credential `credential` of `app`: declared `stored: true` in its
+    consumer file, or stored at run time by an earlier connect flow (connected again). Without
+    `credential`, a new one with a key made up here: stored when the flow finishes."""
+    found = env.apps.get(app)
+    if found is None:
+        raise CredentialRejected(f"no app `{app}` in this environment", not_found=True)
+    if credential is None:
+        target = Declared(
+            consumer,
+            await credentials.new_key(consumer, app),
+            Credential.model_construct(app=app, values=None, stored=True),
+            found,
+            runtime=True,
+        )
+        return _connectable(target)
+    resolved = await credentials.target(env, consumer, credential)
+    if resolved is None or resolved.credential.app != app:
+        raise CredentialRejected(
+            f"credential `{credential}` of app `{app}` is neither declared nor stored for "
+            f"`{consumer}`; leave `credential` out to connect a new one",
+            not_found=True,
+        )
+    return _connectable(resolved)
+
+
+def _pending_target(env: CompiledEnvironment, pending: Pending) -> Declared:
+    """The credential a callback completes: as `start` resolved it (the state says whether
+    it was declared in the consumer file; one created at run time is of the state's App)."""
+    target = declared(env, pending.consumer, pending.credential)
+    if target is None and pending.runtime and pending.app in env.apps:
+        credential = Credential.model_construct(app=pending.app, values=None, stored=True)
+        target = Declared(
+            pending.consumer, pending.credential, credential, env.apps[pending.app], runtime=True
+        )
+    if target is None or target.credential.app != pending.app:
+        raise CredentialRejected(
+            f"credential `{pending.credential}` of app `{pending.app}` is no longer declared "
+            f"for `{pending.consumer}`",
+            not_found=True,
+        )
+    return _connectable(target)
 
 
 def _check_redirect(redirect: str | None) -> None:
@@ -113,7 +142,7 @@ class ConnectFlow:
         self.credentials = credentials
         self.clock = clock or credentials.clock
 
-    def start(
+    async def start(
         self,
         env: CompiledEnvironment,
         consumer: str,
@@ -121,9 +150,10 @@ class ConnectFlow:
         credential: str | None,
         redirect: str | None,
         callback_url: str,
-    ) -> str:
-        """The App's authorize URL to send the consumer's browser to."""
-        target = _target(env, consumer, app, credential)
+    ) -> tuple[str, str]:
+        """The App's authorize URL to send the consumer's browser to, and the key of the
+        credential it connects (made up when `credential` is None)."""
+        target = await _target(self.credentials, env, consumer, app, credential)
         assert target.oauth is not None
         _check_redirect(redirect)
         try:
@@ -142,9 +172,11 @@ class ConnectFlow:
             "u": callback_url,
             "v": verifier,
             "t": now,
+            "x": target.runtime,
         }
         state = box.encrypt_at_time(json.dumps(sealed).encode(), int(now)).decode()
-        return oauth2.authorize_url(target.oauth, client, callback_url, state, challenge)
+        url = oauth2.authorize_url(target.oauth, client, callback_url, state, challenge)
+        return url, target.key
 
     def open_state(self, env: CompiledEnvironment, state: str | None) -> Pending:
         """What a `state` says, if this environment sealed it less than STATE_TTL ago."""
@@ -163,6 +195,7 @@ class ConnectFlow:
                 redirect_uri=str(data["u"]),
                 verifier=str(data["v"]),
                 issued_at=float(data["t"]),
+                runtime=bool(data.get("x", False)),
             )
         except (InvalidToken, EncryptionKeyError, ValueError, KeyError, TypeError) as exc:
             raise StateRejected(
@@ -190,10 +223,15 @@ class ConnectFlow:
         if not code:
             raise ConnectFailed(pending, "invalid_request", "the callback has no `code`")
         try:
-            target = _target(env, pending.consumer, pending.app, pending.credential)
+            target = _pending_target(env, pending)
             client = oauth_client(target, {})
         except (CredentialRejected, CredentialUnavailable) as exc:
             raise ConnectFailed(pending, "not_connectable", str(exc)) from exc
+        if target.runtime:  # its key must still be free, or this App's
+            taken = await store.get_credential(pending.consumer, pending.credential)
+            if taken is not None and taken.app != pending.app:
+                message = f"credential `{pending.credential}` now belongs to app `{taken.app}`"
+                raise ConnectFailed(pending, "not_connectable", message)
         assert target.oauth is not None
         request = oauth2.code_request(
             target.oauth, client, code, pending.redirect_uri, pending.verifier

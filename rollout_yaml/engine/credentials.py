@@ -1,19 +1,22 @@
 """A credential's auth material, wherever it lives: in the consumer file (`values:`) or in the
 database (`stored: true`, encrypted), with OAuth2 tokens kept fresh.
 
-Everything that sends a request for a consumer (actions, polls, webhook subscriptions) asks
-`values()` before building it and, on a 401 from the App, `renew_after_401()` once before
-sending it again. OAuth2 tokens are refreshed when they expire within `REFRESH_MARGIN`, one
-refresh at a time per credential: an asyncio lock within the process and a store lease across
-replicas, then the row is read again, so a caller that waited uses the token another one just
-stored instead of refreshing it a second time. A refresh the provider refuses (400/401) marks
-the credential `needs_reauth`: runs then fail with that reason until it is connected again.
+Everything that sends a request for a consumer (actions, polls, webhook subscriptions) goes
+through engine/outbound.py, which asks `values()` before building it and, when the App's auth
+flow meets a 401, `renew_after_401()` once before sending it again. OAuth2 tokens are
+refreshed when they expire within `REFRESH_MARGIN`, one refresh at a time per credential: an
+asyncio lock within the process and a store lease across replicas, then the row is read
+again, so a caller that waited uses the token another one just stored instead of refreshing
+it a second time. A refresh the provider refuses (400/401) marks the credential
+`needs_reauth`: runs then fail with that reason until it is connected again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -22,11 +25,18 @@ from typing import Any
 
 from rollout_yaml.config.models.connector import OAuth2Auth
 from rollout_yaml.config.models.consumer import Credential
+from rollout_yaml.config.references import required_fields
+from rollout_yaml.config.suggest import did_you_mean
+from rollout_yaml.config.types import KEY_PATTERN
 from rollout_yaml.engine.cipher import CredentialCipher, EncryptionKeyError
 from rollout_yaml.engine.metrics import Metrics
-from rollout_yaml.expr.compiled import CompiledApp, CompiledEnvironment
+from rollout_yaml.engine.notifications import Notifications
+from rollout_yaml.engine.token_credentials import TokenCredentialMissing, TokenCredentials
+from rollout_yaml.expr.compiled import CompiledApp, CompiledAutomation, CompiledEnvironment
+from rollout_yaml.expr.schemas import Schema
 from rollout_yaml.http import oauth2
-from rollout_yaml.http.client import AppClients, SendError
+from rollout_yaml.http.client import AppClients
+from rollout_yaml.http.errors import SendError
 from rollout_yaml.http.request import PreparedRequest
 from rollout_yaml.store.base import Store
 from rollout_yaml.store.records import CredentialStatus, StoredCredential
@@ -37,6 +47,7 @@ REFRESH_MARGIN = 60.0
 LEASE_TTL = 2 * oauth2.TIMEOUT  # outlives one token request, so no replica refreshes meanwhile
 LEASE_WAIT = LEASE_TTL + 5
 TOKEN_RESPONSE_BYTES = 1_048_576
+KEY_CHARS = 100  # the store's `credentials.key` column
 
 
 class CredentialUnavailable(Exception):
@@ -49,22 +60,38 @@ class CredentialUnavailable(Exception):
 
 
 class CredentialRejected(ValueError):
-    """Values that cannot be stored for this credential (the API answers 422, or 404 when
-    `not_found`)."""
+    """Values that cannot be stored for this credential: the API answers 422 naming `path` (the
+    JSON path in the request body) with a `code` and a `help`; 404 when `not_found`, 409 when
+    `conflict` (the key is taken by a credential of another App)."""
 
-    def __init__(self, message: str, *, not_found: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        not_found: bool = False,
+        conflict: bool = False,
+        path: str = "$",
+        code: str = "invalid_request",
+        help: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.not_found = not_found
+        self.conflict = conflict
+        self.path = path
+        self.code = code
+        self.help = help
 
 
 @dataclass(frozen=True, slots=True)
 class Declared:
-    """A credential as the consumer file declares it, with its App."""
+    """A credential as the consumer file declares it, or as it was created at run time
+    (`runtime`: stored, declared in no file), with its App."""
 
     consumer: str
     key: str
     credential: Credential
     app: CompiledApp
+    runtime: bool = False
 
     @property
     def oauth(self) -> OAuth2Auth | None:
@@ -84,21 +111,85 @@ def declared(env: CompiledEnvironment, consumer: str, key: str) -> Declared | No
     return Declared(consumer, key, credential, env.apps[credential.app])
 
 
-def secret_values(app: CompiledApp, values: Mapping[str, Any]) -> frozenset[str]:
-    """The values of `values` that are secrets of this App's credentials (for redaction)."""
-    fields = app.connector.secret_fields() | {"client_secret"}
-    return frozenset(str(v) for k, v in values.items() if k in fields and v)
+def at_runtime(env: CompiledEnvironment, row: StoredCredential) -> Declared | None:
+    """A stored credential no consumer file declares (created over the API or by a connect
+    flow), declared by its row; None when its App is no longer in the environment."""
+    app = env.apps.get(row.app)
+    if app is None:
+        return None
+    credential = Credential.model_construct(app=row.app, values=None, stored=True)
+    return Declared(row.consumer, row.key, credential, app, runtime=True)
 
 
-def configured_values(env: CompiledEnvironment, consumer: str, key: str | None) -> dict[str, Any]:
-    """A credential's values as the consumer file gives them, without the database (the
-    `poll` command while a daemon holds it); `{}` when no credential is named."""
-    if key is None:
-        return {}
-    credential = env.consumers[consumer].credentials[key]
-    if credential.values is None:
-        raise CredentialUnavailable(f"credential `{key}` is stored but has not been connected yet")
-    return dict(credential.values)
+def users_of(env: CompiledEnvironment, consumer: str, key: str) -> list[CompiledAutomation]:
+    """The automations of `consumer` that use its credential `key` (for their trigger or
+    their action), by key. Reads the compiled environment, which holds every automation that
+    runs, from consumer files and from the API alike."""
+    return sorted(
+        (
+            automation
+            for (owner, _), automation in env.automations.items()
+            if owner == consumer
+            and key in (automation.trigger_credential, automation.action_credential)
+        ),
+        key=lambda automation: automation.key,
+    )
+
+
+def in_use(env: CompiledEnvironment, consumer: str, key: str) -> list[CompiledAutomation]:
+    """What deleting the stored credential `key` would break: the automations using it when no
+    consumer file declares it (a declared one stays declared: deleting only disconnects it)."""
+    return [] if declared(env, consumer, key) is not None else users_of(env, consumer, key)
+
+
+def needs_values(app: CompiledApp) -> bool:
+    """Whether credentials of `app` are values a consumer gives (`api_key`, `bearer`,
+    `basic`), rather than tokens of a connect flow (OAuth2) or nothing."""
+    return app.connector.auth.type in ("api_key", "bearer", "basic")
+
+
+def check_values(target: Declared, values: Mapping[str, Any]) -> None:
+    """CredentialRejected naming the first field of `values` that is unknown, missing or of
+    the wrong type (never quoting a value: it may be a secret)."""
+    if not values:
+        raise CredentialRejected("no values given", path="$.values", code="RY504")
+    connector = target.app.connector
+    fields = connector.credential_fields()
+    if target.oauth is not None:
+        fields = {**fields, "client_id": {"type": "string"}, "client_secret": {"type": "string"}}
+    for name in values:
+        if name not in fields:
+            hint = did_you_mean(name, fields, noun="fields")
+            raise CredentialRejected(
+                f"app `{target.app.key}` credentials have no field `{name}`",
+                path=f"$.values.{name}",
+                code="RY504",
+                help=hint or "fields: " + (", ".join(sorted(fields)) or "(none)"),
+            )
+    if target.runtime or target.oauth is None:
+        for name in sorted(required_fields(connector) - values.keys()):
+            raise CredentialRejected(
+                f"app `{target.app.key}` credentials need field `{name}`",
+                path=f"$.values.{name}",
+                code="RY504",
+                help=f"add `{name}` to values",
+            )
+    for name, value in values.items():
+        spec = {k: v for k, v in fields[name].items() if k not in ("secret", "optional")}
+        wrong = Schema(spec).violations(value) if spec else []
+        if wrong:
+            expected = spec.get("type")
+            what = (
+                f"must be of type {expected}"
+                if wrong[0].validator == "type"
+                else (f"does not match its schema ({wrong[0].validator})")
+            )
+            raise CredentialRejected(
+                f"field `{name}` {what}",
+                path=f"$.values.{name}",
+                code="invalid_value",
+                help=f"see the `{target.app.key}` connector's auth fields",
+            )
 
 
 def secrets_with(secrets: frozenset[str], extra: frozenset[str]) -> frozenset[str]:
@@ -137,12 +228,16 @@ class Credentials:
         owner: str,
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
+        notifications: Notifications | None = None,
     ) -> None:
         self.store = store
+        self.notifications = notifications
         self.clients = clients
         self.owner = owner
         self.clock = clock
         self.metrics = metrics
+        self.from_tokens = TokenCredentials(clock)
+        """`jwt` Apps' credentials: the authData of the consumers' tokens, in memory only."""
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._ciphers: dict[str, CredentialCipher] = {}
 
@@ -157,14 +252,25 @@ class Credentials:
 
     # -- reading -------------------------------------------------------------------------
 
+    async def target(self, env: CompiledEnvironment, consumer: str, key: str) -> Declared | None:
+        """The credential `key` of `consumer`: declared in its consumer file, else stored at
+        run time; None when it is neither."""
+        found = declared(env, consumer, key)
+        if found is not None:
+            return found
+        row = await self.store.get_credential(consumer, key)
+        return None if row is None else at_runtime(env, row)
+
     async def values(
         self, env: CompiledEnvironment, consumer: str, key: str, *, refresh: bool = True
     ) -> dict[str, Any]:
         """The credential's values, as connector templates see them as `credential`.
         `refresh=False` (dry runs) uses stored tokens as they are and sends nothing."""
-        target = declared(env, consumer, key)
+        target = await self.target(env, consumer, key)
         if target is None:
-            raise CredentialUnavailable(f"credential `{key}` is not declared for `{consumer}`")
+            raise CredentialUnavailable(
+                f"credential `{key}` is neither declared nor stored for `{consumer}`"
+            )
         if target.client_credentials:
             return await self._client_credentials_token(env, target, refresh=refresh)
         if target.credential.values is not None:
@@ -174,12 +280,19 @@ class Credentials:
             return await self._refresh(env, target, stale=values.get("access_token"))
         return values
 
+    def from_token(self, consumer: str) -> dict[str, Any]:
+        """A `jwt` App's credential: the authData of the consumer's latest token."""
+        try:
+            return self.from_tokens.values(consumer)
+        except TokenCredentialMissing as exc:
+            raise CredentialUnavailable(str(exc)) from exc
+
     async def renew_after_401(
         self, env: CompiledEnvironment, consumer: str, key: str, used: Mapping[str, Any]
     ) -> dict[str, Any] | None:
         """New values after the App answered 401 to `used`, or None when there is nothing to
         renew (not OAuth2, or tokens given in the consumer file)."""
-        target = declared(env, consumer, key)
+        target = await self.target(env, consumer, key)
         if target is None or target.oauth is None:
             return None
         if target.client_credentials:
@@ -348,9 +461,32 @@ class Credentials:
                 self.metrics.token_requests.labels(target.app.key, grant, outcome).inc()
 
     async def _needs_reauth(self, target: Declared, reason: str) -> None:
-        await self.store.mark_credential(
-            target.consumer, target.key, CredentialStatus.NEEDS_REAUTH, reason, self.clock()
+        """Mark the credential `needs_reauth`; the partner hears of it once per change
+        (`credential.needs_reauth`, stored in the same transaction)."""
+        notices = []
+        if self.notifications is not None:
+            notices = self.notifications.prepare(
+                "credential.needs_reauth",
+                {
+                    "consumer": target.consumer,
+                    "credential": {
+                        "key": target.key,
+                        "app": target.app.key,
+                        "status": str(CredentialStatus.NEEDS_REAUTH),
+                        "error": reason,
+                    },
+                },
+            )
+        changed = await self.store.mark_credential(
+            target.consumer,
+            target.key,
+            CredentialStatus.NEEDS_REAUTH,
+            reason,
+            self.clock(),
+            notices,
         )
+        if changed and notices and self.notifications is not None:
+            self.notifications.wake()
         log.warning(
             "credential %s needs to be connected again: %s",
             target.key,
@@ -379,40 +515,110 @@ class Credentials:
     async def save_token(
         self, env: CompiledEnvironment, target: Declared, token: Mapping[str, Any]
     ) -> StoredCredential:
-        """Store the tokens of a finished connect flow (the credential becomes active)."""
-        return await self._save(env, target, token)
+        """Store the tokens of a finished connect flow (the credential becomes active; a label
+        read by an earlier auth test may name another account, so it is cleared)."""
+        row = await self._save(env, target, token)
+        await self.store.label_credential(target.consumer, target.key, None, None)
+        return row
 
     async def put(
-        self, env: CompiledEnvironment, consumer: str, key: str, values: Mapping[str, Any]
+        self,
+        env: CompiledEnvironment,
+        consumer: str,
+        key: str | None,
+        values: Mapping[str, Any],
+        app: str | None = None,
     ) -> StoredCredential:
         """Store values set through the API or the CLI, after checking them against the
-        credential's declaration and its App's credential fields."""
-        target = declared(env, consumer, key)
+        credential's App's credential fields: of a credential the consumer file declares
+        `stored: true`, of one created at run time before (`app`, if given, its own), or of a
+        new one (`app` named, `api_key` / `bearer` / `basic`; a key made up when `key` is
+        None). The label of an earlier test is cleared."""
+        target = await self.target(env, consumer, key) if key is not None else None
         if target is None:
+            target = await self._runtime_target(env, consumer, key, app)
+        elif target.runtime and app is not None and app != target.credential.app:
             raise CredentialRejected(
-                f"credential `{key}` is not declared in the consumer file of `{consumer}`",
-                not_found=True,
+                f"credential `{key}` already exists, of app `{target.credential.app}`",
+                conflict=True,
+                path="$.key",
             )
-        if not target.credential.stored:
+        elif not target.credential.stored:
             raise CredentialRejected(
                 f"credential `{key}` is given by `values:` in the consumer file; declare it "
-                "`stored: true` to set it through the API or the CLI"
+                "`stored: true` to set it through the API or the CLI",
+                path="$.key",
             )
-        fields = target.app.connector.credential_fields()
-        if target.oauth is not None:
-            fields = {**fields, "client_id": {}, "client_secret": {}}
-        unknown = sorted(set(values) - set(fields))
-        if unknown:
+        elif app is not None and app != target.credential.app:
             raise CredentialRejected(
-                f"app `{target.app.key}` credentials have no field(s) {', '.join(unknown)}; "
-                f"fields: {', '.join(sorted(fields)) or '(none)'}"
+                f"credential `{key}` is of app `{target.credential.app}`, not `{app}`",
+                path="$.app",
+                help=f"give app `{target.credential.app}`, or another key",
             )
-        if not values:
-            raise CredentialRejected("no values given")
+        check_values(target, values)
         try:
-            return await self._save(env, target, values)
+            row = await self._save(env, target, values)
         except EncryptionKeyError as exc:
             raise CredentialRejected(str(exc)) from exc
+        await self.store.label_credential(target.consumer, target.key, None, None)
+        return row
+
+    async def _runtime_target(
+        self, env: CompiledEnvironment, consumer: str, key: str | None, app: str | None
+    ) -> Declared:
+        """A new credential no consumer file declares, for `app`."""
+        if app is None:
+            raise CredentialRejected(
+                f"credential `{key}` is not declared in the consumer file of `{consumer}`; "
+                "give `app` to create it",
+                path="$.app",
+                help="add `app`: one of " + ", ".join(sorted(env.apps)),
+            )
+        found = env.apps.get(app)
+        if found is None or found.connector.auth.type == "none":
+            why = "no app" if found is None else "no credential for app"
+            hint = did_you_mean(app, [k for k, a in env.apps.items() if needs_values(a)])
+            raise CredentialRejected(
+                f"{why} `{app}` in this environment",
+                path="$.app",
+                code="RY201",
+                help=hint or None,
+            )
+        if not needs_values(found):
+            raise CredentialRejected(
+                f"app `{app}` uses OAuth2 ({found.connector.auth.type}): connect a new "
+                f"credential with GET /v1/connect/{app} instead",
+                path="$.app",
+            )
+        if key is None:
+            key = await self.new_key(consumer, app)
+        elif not re.fullmatch(KEY_PATTERN, key) or len(key) > KEY_CHARS:
+            raise CredentialRejected(
+                f"`{key[:KEY_CHARS]}` is not a credential key: up to {KEY_CHARS} lowercase "
+                "letters, digits and `-`, starting with a letter or digit",
+                path="$.key",
+                help="leave `key` out to have one made up",
+            )
+        elif await self.store.get_credential(consumer, key) is not None:
+            raise CredentialRejected(  # stored, of an App this environment no longer has
+                f"credential `{key}` already exists, of an app not in this environment",
+                conflict=True,
+                path="$.key",
+            )
+        return Declared(
+            consumer,
+            key,
+            Credential.model_construct(app=app, values=None, stored=True),
+            found,
+            runtime=True,
+        )
+
+    async def new_key(self, consumer: str, app: str) -> str:
+        """A key no stored credential of `consumer` has: `<app>-` and 8 random hex digits."""
+        while True:
+            key = f"{app}-{secrets.token_hex(4)}"
+            if await self.store.get_credential(consumer, key) is None:
+                return key
 
     async def rotate(self, env: CompiledEnvironment) -> int:
         """Re-encrypt every stored credential with the first key of `encryption_key`, each

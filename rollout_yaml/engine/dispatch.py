@@ -1,6 +1,11 @@
 """Workers: a bounded number of runs execute at once; retries wait on timers; a claim loop
 picks up what this process did not start itself (runs left by a crash, or by a replica).
 
+The claim loop claims at the speed work is done: a claim that comes back full (a backlog after
+a restart, a burst of retries coming due) is followed by the next one as soon as the queue
+runs low, so a backlog drains at the rate of the workers; only a claim that finds less than it
+asked for waits the claim interval before looking again.
+
 Every run this process holds (queued here, executing, or waiting for a retry) is leased to it
 in the database, and the lease is renewed every third of its length: a backlog or a slow App
 never lets a replica claim a run that is still in hand here. A run whose lease was lost anyway
@@ -11,6 +16,7 @@ claimed is dropped from the queue instead of being executed twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -50,6 +56,7 @@ class Dispatcher:
         self._running: set[str] = set()
         self._lost: set[str] = set()  # queued here, but their lease went to another replica
         self._accepting = True
+        self._room = asyncio.Event()  # set when the queue has run down to `workers` items
 
     def submit(self, items: Iterable[WorkItem]) -> None:
         for item in items:
@@ -81,7 +88,11 @@ class Dispatcher:
             return 0
         before = set(self._known)  # all committed, so the renewal sees each of them
         held = await self.store.renew_leases(self.owner, time.time() + self.lease)
-        lost = {r for r in before - held if r in self._known and r not in self._running}
+        lost = {
+            r
+            for r in before - held
+            if r in self._known and r not in self._running and r not in self._lost
+        }  # a run already known lost is not lost again (nor counted twice)
         if lost:
             log.warning(
                 "%d queued run(s) were claimed by another runner after their lease expired; "
@@ -102,26 +113,46 @@ class Dispatcher:
 
     async def claim_once(self) -> int:
         """Lease due runs nobody is executing and queue them here; return how many."""
+        return (await self._claim())[0]
+
+    async def _claim(self) -> tuple[int, bool]:
+        """Claim up to the queue's room; return how many were queued and whether more may be
+        due (the queue had no room, or the database gave all that was asked for)."""
         room = max(self.workers * 4 - self._queue.qsize(), 0)
         if room == 0:
-            return 0
+            return 0, True
+        self.metrics.claims.inc()
         runs = await self.store.claim_runs(self.owner, time.time(), self.lease, room)
         fresh = [WorkItem.from_run(r) for r in runs if r.id not in self._known]
         self.submit(fresh)
         self.metrics.runs_claimed.inc(len(fresh))
-        return len(fresh)
+        return len(fresh), len(runs) == room
 
     async def _claim_loop(self) -> None:
         while self._accepting:
+            more = False
             try:
-                await self.claim_once()
+                _, more = await self._claim()
             except Exception:
                 log.exception("claiming due runs failed; trying again")
-            await asyncio.sleep(self.claim_interval)
+            if more:
+                await self._until_room()
+            else:
+                await asyncio.sleep(self.claim_interval)
+
+    async def _until_room(self) -> None:
+        """Wait until the workers have run the queue down to one item each (so none of them
+        waits for the next claim), looking again every claim interval."""
+        while self._accepting and self._queue.qsize() > self.workers:
+            self._room.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._room.wait(), self.claim_interval)
 
     async def _work(self) -> None:
         while True:
             item = await self._queue.get()
+            if self._queue.qsize() <= self.workers:
+                self._room.set()
             if item.run_id in self._lost:
                 self._lost.discard(item.run_id)
                 self._known.discard(item.run_id)

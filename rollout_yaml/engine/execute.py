@@ -3,36 +3,30 @@ read the answer, and record the attempt with the run's next state."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from rollout_yaml.config.secrets import redact
-from rollout_yaml.engine.credentials import (
-    Credentials,
-    CredentialUnavailable,
-    secret_values,
-    secrets_with,
-)
+from rollout_yaml.config.secrets import redact, redact_value
+from rollout_yaml.engine.credentials import Credentials, CredentialUnavailable, secrets_with
 from rollout_yaml.engine.live_config import LiveConfig
 from rollout_yaml.engine.mapping import automation_context, render_action_input
 from rollout_yaml.engine.metrics import Metrics
+from rollout_yaml.engine.notifications import Notifications
+from rollout_yaml.engine.outbound import Call, Exchange, Outbound, RateLimited
 from rollout_yaml.engine.work import WorkItem
-from rollout_yaml.expr.compiled import CompiledAutomation, CompiledEnvironment
-from rollout_yaml.expr.templates import RenderError
-from rollout_yaml.http.client import AppClients, SendError
-from rollout_yaml.http.rate_limit import quota_for
-from rollout_yaml.http.recording import request_record, response_record
-from rollout_yaml.http.request import (
-    PreparedRequest,
-    RequestBuildError,
-    app_context,
-    build_request,
+from rollout_yaml.expr.compiled import (
+    CompiledAction,
+    CompiledApp,
+    CompiledAutomation,
+    CompiledEnvironment,
 )
-from rollout_yaml.http.response import error_message, interpret, parse_body
+from rollout_yaml.expr.templates import RenderError
+from rollout_yaml.http.client import AppClients
+from rollout_yaml.http.errors import BadAnswer
+from rollout_yaml.http.request import PreparedRequest, RequestBuildError
+from rollout_yaml.http.response import error_message, interpret
 from rollout_yaml.http.retry import parse_retry_after, retry_delay
 from rollout_yaml.store.base import Store
 from rollout_yaml.store.records import Attempt, RunStatus, RunUpdate
@@ -59,17 +53,6 @@ class _Failed(Exception):
         self.kind = kind
 
 
-def scrub(value: Any, secrets: frozenset[str]) -> Any:
-    """Replace secret values inside any JSON-like value."""
-    if not secrets or value is None:
-        return value
-    if isinstance(value, str):
-        return redact(value, secrets)
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    cleaned = redact(text, secrets)
-    return value if cleaned == text else json.loads(cleaned)
-
-
 class Executor:
     def __init__(
         self,
@@ -80,11 +63,15 @@ class Executor:
         owner: str,
         lease: float,
         credentials: Credentials | None = None,
+        outbound: Outbound | None = None,
+        notifications: Notifications | None = None,
     ) -> None:
         self.config = config
+        self.notifications = notifications
         self.store = store
         self.clients = clients
         self.credentials = credentials or Credentials(store, clients, owner)
+        self.outbound = outbound or Outbound(clients, self.credentials)
         self.metrics = metrics
         self.owner = owner
         self.lease = lease
@@ -120,23 +107,6 @@ class Executor:
                 attempt=None,
             )
 
-    async def _credential(
-        self, env: CompiledEnvironment, automation: CompiledAutomation
-    ) -> dict[str, Any]:
-        """The action credential's values (stored ones decrypted, OAuth2 tokens fresh)."""
-        key = automation.action_credential
-        if key is None:
-            return {}
-        refresh = not env.settings.runtime.dry_run
-        return await self.credentials.values(env, automation.consumer, key, refresh=refresh)
-
-    async def _renewed(
-        self, env: CompiledEnvironment, automation: CompiledAutomation, used: dict[str, Any]
-    ) -> dict[str, Any] | None:
-        key = automation.action_credential
-        assert key is not None
-        return await self.credentials.renew_after_401(env, automation.consumer, key, used)
-
     def _credential_secrets(
         self, env: CompiledEnvironment, automation: CompiledAutomation
     ) -> frozenset[str]:
@@ -156,8 +126,54 @@ class Executor:
         number: int,
         secrets: frozenset[str],
     ) -> Verdict:
+        """Render and check the input, then send through the outbound path and read the
+        answer; `_Failed` for what fails before anything is sent."""
         app = env.apps[automation.action_app]
         action = app.actions[automation.action_key]
+        inputs = self._inputs(env, automation, action, item)
+        try:
+            call = await self.outbound.open(
+                env,
+                app,
+                automation.consumer,
+                automation.action_credential,
+                input=inputs,
+                run={"id": item.run_id, "attempt": number},
+            )
+        except CredentialUnavailable as exc:
+            if not exc.retryable:
+                raise _Failed(str(exc), "credential") from exc
+            attempt = Attempt(item.run_id, number, time.time(), 0.0, None, None, str(exc))
+            delay = self._transient_delay(action, number)
+            return await self._after_failure(
+                item, number, secrets, attempt, inputs, str(exc), "credential", delay
+            )
+        secrets = secrets_with(secrets, call.secrets)
+        request = self._request(call, action, item)
+        if env.settings.runtime.dry_run:
+            attempt = Attempt(
+                item.run_id, number, time.time(), 0.0, call.record(request), None, None
+            )
+            return await self._finish(
+                item, number, RunStatus.DRY_RUN, secrets, attempt=attempt, inputs=inputs
+            )
+        try:
+            exchange = await call.send(request, ticket=item.run_id, hold=RATE_LIMIT_HOLD)
+        except RateLimited as limited:
+            return await self._defer(item, limited.wait, inputs, secrets)
+        except RequestBuildError as exc:
+            raise _Failed(str(exc), "request") from exc
+        secrets = secrets_with(secrets, call.secrets)
+        return await self._conclude(item, number, app, action, inputs, exchange, secrets)
+
+    def _inputs(
+        self,
+        env: CompiledEnvironment,
+        automation: CompiledAutomation,
+        action: CompiledAction,
+        item: WorkItem,
+    ) -> Any:
+        """The action's inputParams rendered from the event, checked against `input_schema`."""
         event_view = {
             "id": item.event.dedupe_key,
             "received_at": item.event.received_at,
@@ -173,108 +189,92 @@ class Executor:
         if violations:
             detail = "; ".join(f"input {v.json_path}: {v.message}" for v in violations)
             raise _Failed(detail, "input")
-        policy = action.retry
+        return inputs
+
+    def _request(self, call: Call, action: CompiledAction, item: WorkItem) -> PreparedRequest:
         try:
-            credential = await self._credential(env, automation)
-        except CredentialUnavailable as exc:
-            if not exc.retryable:
-                raise _Failed(str(exc), "credential") from exc
-            attempt = Attempt(item.run_id, number, time.time(), 0.0, None, None, str(exc))
-            delay = retry_delay(policy, number, status=None, transport_error=True, retry_after=None)
-            return await self._after_failure(
-                item, number, secrets, attempt, inputs, str(exc), "credential", delay
-            )
-        secrets = secrets_with(secrets, secret_values(app, credential))
-        request_context = {
-            "input": inputs,
-            "credential": credential,
-            "app": app_context(app),
-            "cursor": None,
-            "page": None,
-            "run": {"id": item.run_id, "attempt": number},
-            "webhook": {"url": None},
-            "subscription": {},
-        }
+            request = call.build(action.request)
+        except RequestBuildError as exc:  # redacted by the call
+            raise _Failed(str(exc), "request") from exc
+        if action.model.idempotency_header:
+            request.headers[action.model.idempotency_header] = item.run_id
+        return request
 
-        def build(credential: dict[str, Any]) -> PreparedRequest:
-            try:
-                request = build_request(
-                    app, action.request, {**request_context, "credential": credential}, credential
-                )
-            except RequestBuildError as exc:  # redacted here: `secrets` now has stored ones
-                raise _Failed(redact(str(exc), secrets), "request") from exc
-            if action.model.idempotency_header:
-                request.headers[action.model.idempotency_header] = item.run_id
-            return request
-
-        request = build(credential)
-        started = time.time()
-        recorded_request = request_record(request, secrets)
-        if env.settings.runtime.dry_run:
-            attempt = Attempt(item.run_id, number, started, 0.0, recorded_request, None, None)
-            return await self._finish(
-                item, number, RunStatus.DRY_RUN, secrets, attempt=attempt, inputs=inputs
-            )
-        quota = quota_for(
-            app.connector.rate_limit, app.key, automation.consumer, automation.action_credential
+    @staticmethod
+    def _transient_delay(action: CompiledAction, number: int) -> float | None:
+        return retry_delay(
+            action.retry, number, status=None, transport_error=True, retry_after=None
         )
-        if quota is not None:
-            wait = self.clients.limiter.reserve(quota, ticket=item.run_id, hold=RATE_LIMIT_HOLD)
-            if wait > RATE_LIMIT_HOLD:
-                return await self._defer(item, wait, scrub(inputs, secrets))
-            if wait > 0:
-                await asyncio.sleep(wait)
-                started = time.time()
-        max_bytes = env.settings.runtime.limits.max_response_bytes
-        unrenewable: CredentialUnavailable | None = None
-        try:
-            answer = await self.clients.send(app.key, request, max_bytes)
-            if answer.status == 401 and automation.action_credential is not None:
-                # an OAuth2 token the App no longer takes: renew it once, send once more
-                try:
-                    renewed = await self._renewed(env, automation, credential)
-                except CredentialUnavailable as exc:
-                    renewed, unrenewable = None, exc
-                if renewed is not None:
-                    secrets = secrets_with(secrets, secret_values(app, renewed))
-                    request = build(renewed)
-                    recorded_request = request_record(request, secrets)
-                    answer = await self.clients.send(app.key, request, max_bytes)
-        except SendError as exc:
-            elapsed = (time.time() - started) * 1000
+
+    async def _conclude(
+        self,
+        item: WorkItem,
+        number: int,
+        app: CompiledApp,
+        action: CompiledAction,
+        inputs: Any,
+        exchange: Exchange,
+        secrets: frozenset[str],
+    ) -> Verdict:
+        """The attempt's end from what came back: success, or a failure under the retry
+        policy. Whatever fails while reading the answer (a body nested too deeply, an
+        expression that raises on it) fails this attempt like an error answer of its
+        status, recorded; it never leaves the run to be sent again at its lease's expiry."""
+        policy = action.retry
+        error = exchange.error
+        if error is not None:
             attempt = Attempt(
                 item.run_id,
                 number,
-                started,
-                elapsed,
-                recorded_request,
+                exchange.started,
+                exchange.elapsed_ms,
+                exchange.request_record,
                 None,
-                redact(str(exc), secrets),
+                str(error),
             )
+            status = error.status if isinstance(error, BadAnswer) else None
             delay = retry_delay(
                 policy,
                 number,
-                status=None,
-                transport_error=exc.kind in ("timeout", "connection"),
+                status=status,
+                transport_error=error.transient,
                 retry_after=None,
             )
-            kind = "egress" if exc.kind == "egress" else "transport"
             return await self._after_failure(
-                item, number, secrets, attempt, inputs, str(exc), kind, delay
+                item, number, secrets, attempt, inputs, str(error), error.error_kind, delay
             )
+        answer = exchange.answer
+        assert answer is not None
         self.metrics.action_seconds.labels(app.key, action.key).observe(answer.elapsed_ms / 1000)
-        body = parse_body(answer.body)
-        outcome = interpret(app, action, answer.status, body)
+        ok, output, message = False, None, ""
+        kind = "app_refused" if 400 <= answer.status < 500 and answer.status != 429 else "app_error"
+        try:
+            body = exchange.body()
+            outcome = interpret(app, action, answer.status, body)
+            ok = outcome.ok
+            if ok:
+                output = redact_value(outcome.output, secrets)
+            else:
+                message = outcome.error or error_message(app, action, answer.status, body)
+        except Exception as exc:
+            ok, kind = False, "response"
+            message = (
+                f"the answer could not be read: {exc}"
+                if not isinstance(exc, BadAnswer)
+                else str(exc)
+            )
+            if isinstance(exc, RecursionError):
+                message = "the answer could not be read: it is nested too deeply"
         attempt = Attempt(
             item.run_id,
             number,
-            started,
+            exchange.started,
             answer.elapsed_ms,
-            recorded_request,
-            response_record(answer.status, answer.headers, answer.body, secrets),
-            None if outcome.ok else redact(outcome.error or "", secrets),
+            exchange.request_record,
+            exchange.response_record,
+            None if ok else message,
         )
-        if outcome.ok:
+        if ok:
             return await self._finish(
                 item,
                 number,
@@ -282,26 +282,23 @@ class Executor:
                 secrets,
                 attempt=attempt,
                 inputs=inputs,
-                output=outcome.output,
+                output=output,
             )
         retry_after = parse_retry_after(answer.headers.get("retry-after"), time.time())
         delay = retry_delay(
             policy, number, status=answer.status, transport_error=False, retry_after=retry_after
         )
-        kind = "app_refused" if 400 <= answer.status < 500 and answer.status != 429 else "app_error"
-        message = outcome.error or error_message(app, action, answer.status, body)
+        unrenewable = exchange.unrenewable
         if unrenewable is not None:
             kind, message = "credential", str(unrenewable)
-            delay = (
-                retry_delay(policy, number, status=None, transport_error=True, retry_after=None)
-                if unrenewable.retryable
-                else None
-            )
+            delay = self._transient_delay(action, number) if unrenewable.retryable else None
         return await self._after_failure(
             item, number, secrets, attempt, inputs, message, kind, delay
         )
 
-    async def _defer(self, item: WorkItem, wait: float, inputs: Any) -> Verdict:
+    async def _defer(
+        self, item: WorkItem, wait: float, inputs: Any, secrets: frozenset[str]
+    ) -> Verdict:
         """Put the run back until its rate-limit slot, leased to this process meanwhile (a
         replica claims it only if this process dies)."""
         now = time.time()
@@ -315,7 +312,7 @@ class Executor:
             lease_owner=self.owner,
             lease_expires_at=now + wait + self.lease,
         )
-        await self.store.record(update, None)
+        await self._write(update, None, secrets)
         log.debug(
             "rate limit: sending in %.2fs",
             wait,
@@ -351,18 +348,18 @@ class Executor:
             status=RunStatus.RETRYING,
             attempts=number,
             updated_at=now,
-            error=redact(message, secrets),
+            error=message,
             error_kind=kind,
             next_attempt_at=now + delay,
-            input=scrub(inputs, secrets),
+            input=inputs,
             lease_owner=self.owner,
             lease_expires_at=now + delay + self.lease,
         )
-        await self.store.record(update, attempt)
+        update = await self._write(update, attempt, secrets)
         log.info(
             "attempt %d failed (%s), retrying in %.2fs",
             number,
-            redact(message, secrets),
+            update.error,
             delay,
             extra={"consumer": item.consumer, "automation": item.automation, "run_id": item.run_id},
         )
@@ -387,13 +384,13 @@ class Executor:
             status=status,
             attempts=number if attempt else item.attempts,
             updated_at=now,
-            output=scrub(output, secrets),
-            error=None if error is None else redact(error, secrets),
+            output=output,
+            error=error,
             error_kind=kind,
             finished_at=now,
-            input=scrub(inputs, secrets),
+            input=inputs,
         )
-        await self.store.record(update, attempt)
+        update = await self._write(update, attempt, secrets, finished=item)
         self.metrics.runs.labels(str(status)).inc()
         level = logging.WARNING if status is RunStatus.FAILED else logging.DEBUG
         log.log(
@@ -404,3 +401,32 @@ class Executor:
             extra={"consumer": item.consumer, "automation": item.automation, "run_id": item.run_id},
         )
         return Verdict(status)
+
+    async def _write(
+        self,
+        update: RunUpdate,
+        attempt: Attempt | None,
+        secrets: frozenset[str],
+        *,
+        finished: WorkItem | None = None,
+    ) -> RunUpdate:
+        """Where a run's records are written, and so where they are redacted: the run's
+        error, input and output and the attempt's error, every secret in every spelling
+        (`redact`). The attempt's request and response come redacted from the outbound path
+        (http/recording.py). Returns the update as written. A `finished` run's `run.finished`
+        notification is written in the same transaction (so a crash loses neither)."""
+        written = replace(
+            update,
+            error=None if update.error is None else redact(update.error, secrets),
+            output=redact_value(update.output, secrets),
+            input=redact_value(update.input, secrets),
+        )
+        if attempt is not None and attempt.error is not None:
+            attempt = replace(attempt, error=redact(attempt.error, secrets))
+        notices = []
+        if finished is not None and self.notifications is not None:
+            notices = self.notifications.run_finished(self.config.current, finished, written)
+        await self.store.record(written, attempt, notices)
+        if notices and self.notifications is not None:
+            self.notifications.wake()
+        return written

@@ -6,17 +6,21 @@ the event and one run per matching automation.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rollout_yaml.config.secrets import redact
 from rollout_yaml.engine.errors import EventRejected
 from rollout_yaml.engine.live_config import Active
 from rollout_yaml.engine.mapping import automation_context, passes_filters
 from rollout_yaml.engine.work import WorkItem
 from rollout_yaml.expr.compiled import CompiledAutomation
 from rollout_yaml.store.records import EventRecord, NewEvent, NewRun, RunStatus, new_id
+
+log = logging.getLogger("rollout_yaml.engine")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +109,12 @@ def add_event(
     *,
     owner: str,
     lease: float,
+    delivery: Mapping[str, Any] | None = None,
 ) -> None:
     """One stored event and a run for each automation it starts: `queued` (leased to `owner`,
-    to dispatch after the commit) or `filtered` when a filter says no."""
+    to dispatch after the commit), `filtered` when a filter says no, or `failed` when a filter
+    raises (its error recorded; the event's other runs go on). `delivery` is what filters see
+    of a webhook delivery besides its payload (`headers`, `query`)."""
     env = active.env
     trigger = env.apps[record.app].triggers[record.trigger]
     now = record.received_at
@@ -121,7 +128,14 @@ def add_event(
     for automation in automations:
         context = automation_context(env, automation, record.payload, event_view)
         run_id = new_id("run")
-        queued = passes_filters(trigger, automation, context)
+        error = None
+        try:
+            queued = passes_filters(trigger, automation, context, delivery)
+        except Exception as exc:  # one automation's filter must not refuse the event for all
+            reason = redact(f"{type(exc).__name__}: {exc}", env.secret_values)
+            queued, error = False, f"filter failed: {reason}"
+            where = {"consumer": record.consumer, "automation": automation.key, "run_id": run_id}
+            log.warning("run failed: %s", error, extra=where)
         runs.append(
             NewRun(
                 run_id,
@@ -129,11 +143,17 @@ def add_event(
                 automation.key,
                 record.id,
                 record.dedupe_key,
-                RunStatus.QUEUED if queued else RunStatus.FILTERED,
+                RunStatus.QUEUED
+                if queued
+                else RunStatus.FILTERED
+                if error is None
+                else RunStatus.FAILED,
                 None,
                 now,
                 lease_owner=owner if queued else None,
                 lease_expires_at=now + lease if queued else None,
+                error=error,
+                error_kind=None if error is None else "filter",
             )
         )
         if queued:

@@ -10,6 +10,7 @@ from typing import Any
 from rollout_yaml.config.diagnostics import Diagnostic
 from rollout_yaml.engine.matching import MatchIndex
 from rollout_yaml.expr.compiled import CompiledEnvironment
+from rollout_yaml.expr.incremental import Change
 
 
 @dataclass(frozen=True)
@@ -28,10 +29,23 @@ class ReloadError:
     diagnostics: list[dict[str, Any]] = field(default_factory=list)
 
 
+CHANGES_KEPT = 64
+
+
 class LiveConfig:
     def __init__(self, env: CompiledEnvironment) -> None:
         self._active = Active(env, MatchIndex.build(env), 1, time.time())
         self.last_error: ReloadError | None = None
+        self._changes: list[tuple[int, Change]] = []
+        """The last swaps that changed only some automations: (generation, change)."""
+
+    def changes_since(self, generation: int) -> list[Change] | None:
+        """What changed from `generation` to the active one, swap by swap; None when that is
+        not known (a whole new configuration came in between, or too long ago): then derive
+        what depends on the configuration from it whole."""
+        wanted = range(generation + 1, self._active.generation + 1)
+        found = [change for number, change in self._changes if number in wanted]
+        return found if len(found) == len(wanted) else None
 
     @property
     def active(self) -> Active:
@@ -47,8 +61,22 @@ class LiveConfig:
 
     def swap(self, env: CompiledEnvironment) -> Active:
         """Make `env` active (one assignment: readers see the old or the new, never a mix)."""
-        self._active = Active(env, MatchIndex.build(env), self._active.generation + 1, time.time())
-        self.last_error = None
+        self._changes = []
+        return self._make_active(env, MatchIndex.build(env), reloaded=True)
+
+    def swap_changed(self, env: CompiledEnvironment, change: Change, *, reloaded: bool) -> Active:
+        """Make `env` active, a change of the running one (`expr/incremental.py`): the match
+        index is updated for the automations that changed instead of rebuilt. `reloaded`: a
+        file change (it clears the last reload error), not an API write."""
+        removed, added = change
+        active = self._make_active(env, self._active.index.changed(removed, added), reloaded)
+        self._changes = [*self._changes[-(CHANGES_KEPT - 1) :], (active.generation, change)]
+        return active
+
+    def _make_active(self, env: CompiledEnvironment, index: MatchIndex, reloaded: bool) -> Active:
+        self._active = Active(env, index, self._active.generation + 1, time.time())
+        if reloaded:
+            self.last_error = None
         return self._active
 
     def reject(self, diagnostics: Sequence[Diagnostic]) -> None:

@@ -29,14 +29,17 @@ def passes_filters(
     trigger: CompiledTrigger | None,
     automation: CompiledAutomation,
     context: Mapping[str, Any],
+    delivery: Mapping[str, Any] | None = None,
 ) -> bool:
     """The trigger's filter (over payload and the automation's trigger input), then the
-    automation's own filter (over payload, params, event, consumer)."""
+    automation's own filter (over payload, params, event, consumer). A webhook delivery's
+    `headers` (lower-cased names) and `query` are beside them in both (`delivery`)."""
+    extra = dict(delivery or {})
     if trigger is not None and trigger.filter is not None:
-        scope = {"payload": context["payload"], "input": dict(automation.trigger_input)}
+        scope = {"payload": context["payload"], "input": dict(automation.trigger_input), **extra}
         if not trigger.filter.is_true(scope):
             return False
-    return automation.filter is None or automation.filter.is_true(dict(context))
+    return automation.filter is None or automation.filter.is_true({**context, **extra})
 
 
 def render_action_input(automation: CompiledAutomation, context: Mapping[str, Any]) -> Any:

@@ -32,6 +32,12 @@ class Metrics:
             "Runs taken over from the database: left by a runner that stopped or died",
             registry=self.registry,
         )
+        self.claims = Counter(
+            "rollout_claims",
+            "Claim rounds: queries for due runs nobody holds (one per interval when idle, "
+            "back to back while a backlog drains)",
+            registry=self.registry,
+        )
         self.leases_lost = Counter(
             "rollout_leases_lost",
             "Queued runs dropped because another runner claimed them after their lease expired",
@@ -60,6 +66,11 @@ class Metrics:
             ["app", "trigger"],
             registry=self.registry,
         )
+        self.automations_invalid = Gauge(
+            "rollout_automations_invalid",
+            "Automations created over the API that no longer compile (kept, not run)",
+            registry=self.registry,
+        )
         self.reload_failures = Counter(
             "rollout_reload_failures", "Rejected configurations", registry=self.registry
         )
@@ -68,5 +79,22 @@ class Metrics:
             "OAuth2 token requests by grant (authorization_code, refresh_token, "
             "client_credentials) and outcome (ok, refused, unavailable)",
             ["app", "grant", "outcome"],
+            registry=self.registry,
+        )
+        self.notifications = Counter(
+            "rollout_notifications_sent",
+            "Partner notification deliveries by type and outcome (delivered, failed)",
+            ["type", "outcome"],
+            registry=self.registry,
+        )
+        self.notifications_undelivered = Gauge(
+            "rollout_notifications_undelivered",
+            "Partner notifications stored and not delivered yet (pending or failing)",
+            registry=self.registry,
+        )
+        self.connect_events = Counter(
+            "rollout_connect_events",
+            "Events Rollout's embedded components report (`analytics.logEvent`), by type",
+            ["event"],
             registry=self.registry,
         )

@@ -20,25 +20,51 @@ from rollout_yaml.expr.compiled import (
 from rollout_yaml.expr.jmespath import Query
 from rollout_yaml.expr.templates import Params, RenderError
 from rollout_yaml.expr.values import render_tree
-from rollout_yaml.http.request import PreparedRequest, RequestBuildError, app_context, build_request
+from rollout_yaml.http.auth import sign
+from rollout_yaml.http.request import (
+    PreparedRequest,
+    RequestBuildError,
+    app_context,
+    build_request,
+    request_context,
+)
 from rollout_yaml.http.response import interpret
+
+Place = tuple[str | int, ...]
+"""A key inside one test entry (`("expect_request", "method")`), `()` for the entry itself."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    text: str
+    place: Place = ()
 
 
 @dataclass
 class CaseResult:
+    """One test's outcome. `index` is its position in the file's `tests:` and each failure
+    names the key of the test it is about, so that the command line can show file:line."""
+
     file: str
     name: str
-    failures: list[str] = field(default_factory=list)
+    index: int = 0
+    found: list[Failure] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return not self.failures
+        return not self.found
 
-    def expect(self, what: str, expected: Any, got: Any) -> None:
+    @property
+    def failures(self) -> tuple[str, ...]:
+        """The failures' texts (read only: add one with `fail`)."""
+        return tuple(failure.text for failure in self.found)
+
+    def fail(self, text: str, place: Place = ()) -> None:
+        self.found.append(Failure(text, place))
+
+    def expect(self, what: str, expected: Any, got: Any, place: Place = ()) -> None:
         if expected != got:
-            self.failures.append(
-                f"{what}\n    expected: {_show(expected)}\n    got:      {_show(got)}"
-            )
+            self.fail(f"{what}\n    expected: {_show(expected)}\n    got:      {_show(got)}", place)
 
 
 def _show(value: Any) -> str:
@@ -50,16 +76,46 @@ def run_tests(
     blueprints: Mapping[str, CompiledBlueprint],
     pattern: str | None = None,
 ) -> list[CaseResult]:
-    results = []
+    return list(iter_tests(apps, blueprints, pattern))
+
+
+def count_tests(
+    apps: Mapping[str, CompiledApp],
+    blueprints: Mapping[str, CompiledBlueprint],
+    pattern: str | None = None,
+) -> int:
+    connector_tests = sum(
+        1
+        for app in apps.values()
+        for t in app.connector.tests
+        if _selected(t.name, app.key, pattern)
+    )
+    return connector_tests + sum(
+        1
+        for bp in blueprints.values()
+        for t in bp.model.tests
+        if _selected(t.name, bp.key, pattern)
+    )
+
+
+def iter_tests(
+    apps: Mapping[str, CompiledApp],
+    blueprints: Mapping[str, CompiledBlueprint],
+    pattern: str | None = None,
+) -> Iterator[CaseResult]:
+    """Each selected test's result as soon as it ran (the command line shows progress)."""
     for app in apps.values():
-        for test in app.connector.tests:
+        for index, test in enumerate(app.connector.tests):
             if _selected(test.name, app.key, pattern):
-                results.append(run_connector_test(app, test))
+                result = run_connector_test(app, test)
+                result.index = index
+                yield result
     for bp in blueprints.values():
-        for bp_test in bp.model.tests:
+        for index, bp_test in enumerate(bp.model.tests):
             if _selected(bp_test.name, bp.key, pattern):
-                results.append(run_blueprint_test(bp, apps, bp_test))
-    return results
+                result = run_blueprint_test(bp, apps, bp_test)
+                result.index = index
+                yield result
 
 
 def _selected(name: str, owner: str, pattern: str | None) -> bool:
@@ -80,16 +136,15 @@ def connector_context(app: CompiledApp, test: ConnectorTest) -> dict[str, Any]:
     if test.app:
         app_values.update(test.app)
         app_values["vars"] = {**app_context(app)["vars"], **test.app.get("vars", {})}
-    return {
-        "input": dict(test.input),
-        "credential": credential_for_test(app, test),
-        "app": app_values,
-        "cursor": None,
-        "page": None,
-        "run": {"id": "run_test", "attempt": 1},
-        "webhook": {"url": f"http://localhost/webhooks/{app.key}/{test.trigger}/test"},
-        "subscription": {"id": "sub_test"},
-    }
+    return request_context(
+        app,
+        input=dict(test.input),
+        credential=credential_for_test(app, test),
+        run={"id": "run_test", "attempt": 1},
+        webhook_url=f"http://localhost/webhooks/{app.key}/{test.trigger}/test",
+        subscription={"id": "sub_test"},
+        app_values=app_values,
+    )
 
 
 def run_connector_test(app: CompiledApp, test: ConnectorTest) -> CaseResult:
@@ -119,7 +174,7 @@ def _action_test(
         _compare_error(result, test, error)
         return
     try:
-        request = build_request(app, action.request, context, context["credential"])
+        request = sign(app, build_request(app, action.request, context), context)
     except RequestBuildError as exc:
         _compare_error(result, test, str(exc))
         return
@@ -131,18 +186,18 @@ def _action_test(
         return
     outcome = interpret(app, action, test.response_status, test.response)
     if test.expect_error is not None:
-        result.expect("error", test.expect_error, outcome.error)
+        result.expect("error", test.expect_error, outcome.error, ("expect_error",))
     elif not outcome.ok:
-        result.failures.append(f"the action failed: {outcome.error}")
+        result.fail(f"the action failed: {outcome.error}", ("response",))
     if test.expect_output is not None:
-        result.expect("output", test.expect_output, outcome.output)
+        result.expect("output", test.expect_output, outcome.output, ("expect_output",))
 
 
 def _compare_error(result: CaseResult, test: ConnectorTest, error: str) -> None:
     if test.expect_error is None:
-        result.failures.append(f"unexpected error: {error}")
+        result.fail(f"unexpected error: {error}", ("input",))
     elif test.expect_error not in error:
-        result.expect("error", test.expect_error, error)
+        result.expect("error", test.expect_error, error, ("expect_error",))
 
 
 def _compare_request(result: CaseResult, expected: Mapping[str, Any], got: PreparedRequest) -> None:
@@ -159,18 +214,21 @@ def _compare_request(result: CaseResult, expected: Mapping[str, Any], got: Prepa
         if key == "headers":
             lowered = {k.lower(): v for k, v in got.headers.items()}
             picked = {k: lowered.get(k.lower()) for k in value}
-            result.expect("request headers", value, picked)
+            result.expect("request headers", value, picked, ("expect_request", key))
         elif key == "method":
-            result.expect("request method", str(value).upper(), actual["method"])
+            place = ("expect_request", key)
+            result.expect("request method", str(value).upper(), actual["method"], place)
         elif key == "query":
             wanted = {k: _query_text(v) for k, v in value.items()}
-            result.expect("request query", wanted, {k: actual["query"].get(k) for k in wanted})
+            got_query = {k: actual["query"].get(k) for k in wanted}
+            result.expect("request query", wanted, got_query, ("expect_request", key))
         elif key in actual:
-            result.expect(f"request {key}", value, actual[key])
+            result.expect(f"request {key}", value, actual[key], ("expect_request", key))
         else:
-            result.failures.append(
+            result.fail(
                 f"expect_request has unknown key `{key}` (known: "
-                f"{', '.join(sorted([*actual, 'headers']))})"
+                f"{', '.join(sorted([*actual, 'headers']))})",
+                ("expect_request", key),
             )
 
 
@@ -180,22 +238,27 @@ def _query_text(value: Any) -> str:
     return str(value)
 
 
-def trigger_events(trigger: CompiledTrigger, document: Any) -> Iterator[tuple[Any, Any]]:
-    """(id, payload) of each event a poll page or a webhook body holds."""
+def trigger_events(
+    trigger: CompiledTrigger, document: Any, scope: Mapping[str, Any] | None = None
+) -> Iterator[tuple[Any, Any]]:
+    """(id, payload) of each event a poll page or a webhook body holds; `scope` is a webhook
+    delivery's `headers` and `query`."""
     id_query: Query | None
     if trigger.poll is not None:
         items = trigger.poll.items.search(document)
-        id_query, payload_query = trigger.poll.id, trigger.poll.payload
+        id_query, payload_query, scope = trigger.poll.id, trigger.poll.payload, None
     elif trigger.webhook is not None:
         hook = trigger.webhook
-        items = hook.items.search(document) if hook.items else [document]
+        items = hook.items.search(document, scope) if hook.items else [document]
+        if items is not None and not isinstance(items, list):
+            items = [items]
         id_query, payload_query = hook.id, hook.payload
     else:
         yield None, document
         return
     for item in items or []:
-        item_id = id_query.search(item) if id_query is not None else None
-        payload = payload_query.search(item) if payload_query is not None else item
+        item_id = id_query.search(item, scope) if id_query is not None else None
+        payload = payload_query.search(item, scope) if payload_query is not None else item
         yield item_id, payload
 
 
@@ -208,23 +271,28 @@ def _trigger_test(
 ) -> None:
     if trigger.poll is not None and test.expect_request is not None:
         try:
-            request = build_request(app, trigger.poll.request, context, context["credential"])
+            request = sign(app, build_request(app, trigger.poll.request, context), context)
             _compare_request(result, test.expect_request, request)
         except RequestBuildError as exc:
-            result.failures.append(f"poll request: {exc}")
+            result.fail(f"poll request: {exc}", ("expect_request",))
     document = test.body if test.body is not None else test.response
-    events = list(trigger_events(trigger, document))
+    scope = {
+        "headers": {name.lower(): value for name, value in test.headers.items()},
+        "query": dict(test.query),
+    }
+    events = list(trigger_events(trigger, document, scope))
     payloads = [payload for _, payload in events]
     for index, payload in enumerate(payloads):
         for violation in trigger.payload_schema.violations(payload):
-            result.failures.append(
+            result.fail(
                 f"payload {index} does not match payload_schema at "
-                f"{violation.json_path}: {violation.message}"
+                f"{violation.json_path}: {violation.message}",
+                ("body" if test.body is not None else "response",),
             )
     if test.expect_payloads is not None:
-        result.expect("payloads", test.expect_payloads, payloads)
+        result.expect("payloads", test.expect_payloads, payloads, ("expect_payloads",))
     if test.expect_ids is not None:
-        result.expect("ids", test.expect_ids, [str(i) for i, _ in events])
+        result.expect("ids", test.expect_ids, [str(i) for i, _ in events], ("expect_ids",))
 
 
 def run_blueprint_test(
@@ -250,21 +318,23 @@ def run_blueprint_test(
                 "trigger input",
                 test.expect_trigger_input,
                 render_tree(bp.trigger_input, context, drop_null=True),
+                ("expect_trigger_input",),
             )
         if test.expect_filtered is not None:
             passed = bp.filter.is_true(context) if bp.filter is not None else True
-            result.expect("filtered", test.expect_filtered, not passed)
+            result.expect("filtered", test.expect_filtered, not passed, ("expect_filtered",))
         if test.expect_input is not None:
             rendered = render_tree(bp.action_input, context, drop_null=True)
-            result.expect("action input", test.expect_input, rendered)
+            result.expect("action input", test.expect_input, rendered, ("expect_input",))
             app = apps.get(bp.model.action.app)
             action = app.actions.get(bp.model.action.action) if app else None
             if action is not None:
                 for violation in action.input_schema.violations(rendered):
-                    result.failures.append(
+                    result.fail(
                         f"action input fails the input_schema at "
-                        f"{violation.json_path}: {violation.message}"
+                        f"{violation.json_path}: {violation.message}",
+                        ("expect_input",),
                     )
     except RenderError as exc:
-        result.failures.append(f"template failed: {exc}")
+        result.fail(f"template failed: {exc}")
     return result

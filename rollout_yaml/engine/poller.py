@@ -27,7 +27,8 @@ from rollout_yaml.engine.dispatch import Dispatcher
 from rollout_yaml.engine.intake import Prepared, add_event
 from rollout_yaml.engine.live_config import Active, LiveConfig
 from rollout_yaml.engine.metrics import Metrics
-from rollout_yaml.engine.polls import Page, PollFailed, PollFetch, PollGroup, poll_groups
+from rollout_yaml.engine.outbound import Outbound
+from rollout_yaml.engine.polls import Page, PollFailed, PollFetch, PollGroup, PollGroups
 from rollout_yaml.engine.scheduler import Clock, utc_now
 from rollout_yaml.http.client import AppClients
 from rollout_yaml.http.pagination import LOOP, MAX_PAGES
@@ -83,17 +84,19 @@ class Poller:
         lease: float,
         credentials: Credentials | None = None,
         clock: Clock = utc_now,
+        outbound: Outbound | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.clients = clients
+        self.outbound = outbound or Outbound(clients, credentials)
         self.metrics = metrics
         self.dispatcher = dispatcher
         self.owner = owner
         self.lease = lease
         self.credentials = credentials
         self.clock = clock
-        self._groups: tuple[int, dict[str, PollGroup]] = (0, {})
+        self._groups: tuple[int, PollGroups] = (0, PollGroups({}, {}, {}))
         self._last_polled: dict[str, float] | None = None  # by group, from the states
         self._running: dict[str, asyncio.Task[None]] = {}
         self._held: set[str] = set()
@@ -106,9 +109,17 @@ class Poller:
     def groups(self) -> dict[str, PollGroup]:
         """The poll groups of the active configuration (computed once per generation)."""
         generation = self.config.generation
-        if self._groups[0] != generation:
-            self._groups = (generation, poll_groups(self.config.current))
-        return self._groups[1]
+        known, groups = self._groups
+        if known != generation:
+            env = self.config.current
+            changes = self.config.changes_since(known) if known else None
+            if changes is None:
+                groups = PollGroups.build(env)
+            else:  # only the automations that changed: a write costs one group
+                for removed, added in changes:
+                    groups = groups.changed(env, removed, added)
+            self._groups = (generation, groups)
+        return groups.groups
 
     def _now(self) -> float:
         return self.clock().timestamp()
@@ -238,7 +249,7 @@ class Poller:
         env = active.env
         initial = state is None or not state.get("initialized")
         cursor_before = state.get("cursor") if state else None
-        fetch = PollFetch(env, group, self.clients, cursor_before, self.credentials)
+        fetch = PollFetch(env, group, self.outbound, cursor_before)
         emit = not initial or fetch.poll.initial == "emit"
         report = PollReport(group.key, cursor_before=fetch.cursor, initial=initial, emitted=emit)
         seen_here: set[str] = set()

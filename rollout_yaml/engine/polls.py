@@ -10,34 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from rollout_yaml.engine.credentials import (
-    Credentials,
-    CredentialUnavailable,
-    configured_values,
-    secret_values,
-    secrets_with,
-)
+from rollout_yaml.engine.credentials import CredentialUnavailable
+from rollout_yaml.engine.outbound import Call, Outbound
 from rollout_yaml.expr.compiled import (
     CompiledApp,
     CompiledAutomation,
     CompiledEnvironment,
     CompiledPoll,
 )
-from rollout_yaml.http.client import AppClients, SendError
+from rollout_yaml.http.errors import BadAnswer
 from rollout_yaml.http.pagination import PaginationError, Paginator
-from rollout_yaml.http.rate_limit import quota_for
-from rollout_yaml.http.request import (
-    PreparedRequest,
-    RequestBuildError,
-    app_context,
-    auth_headers_and_query,
-    build_request,
-)
-from rollout_yaml.http.response import error_message, parse_body
+from rollout_yaml.http.request import PreparedRequest, RequestBuildError
+from rollout_yaml.http.response import error_message
 
 MAX_ID_LENGTH = 200
 
@@ -87,29 +75,106 @@ def group_digest(consumer: str, app: str, trigger: str, credential: str | None, 
 def poll_groups(env: CompiledEnvironment) -> dict[str, PollGroup]:
     """Every enabled automation on a poll trigger, grouped; the interval is the trigger's
     `every`, never below the environment's `runtime.poll_floor`."""
-    members: dict[str, list[CompiledAutomation]] = {}
-    for automation in env.automations.values():
-        if automation.enabled and _poll_of(env, automation) is not None:
-            members.setdefault(_digest_of(automation), []).append(automation)
-    floor = env.settings.runtime.poll_floor
-    groups = {}
-    for digest, automations in members.items():
-        first = automations[0]
-        poll = _poll_of(env, first)
-        assert poll is not None
-        group = PollGroup(
-            key=f"{first.trigger_app}/{first.trigger_key}/{digest}",
-            digest=digest,
-            consumer=first.consumer,
-            app=first.trigger_app,
-            trigger=first.trigger_key,
-            credential=first.trigger_credential,
-            input=first.trigger_input,
-            automations=tuple(sorted(automations, key=lambda a: a.key)),
-            interval=max(poll.every, floor),
-        )
-        groups[group.key] = group
-    return groups
+    return PollGroups.build(env).groups
+
+
+@dataclass(frozen=True)
+class PollGroups:
+    """The poll groups of one configuration, and what they are made of, so that the next
+    configuration's groups are computed from the automations that changed (an API write, a
+    saved consumer file) rather than from all of them."""
+
+    groups: dict[str, PollGroup]
+    members: dict[str, dict[tuple[str, str], CompiledAutomation]]
+    """By digest, the automations of each group."""
+    digests: dict[tuple[str, str], str]
+    """By (consumer, key), the group of each member."""
+
+    @classmethod
+    def build(cls, env: CompiledEnvironment) -> PollGroups:
+        members: dict[str, dict[tuple[str, str], CompiledAutomation]] = {}
+        digests: dict[tuple[str, str], str] = {}
+        for ref, automation in env.automations.items():
+            if automation.enabled and _poll_of(env, automation) is not None:
+                digest = _digest_of(automation)
+                members.setdefault(digest, {})[ref] = automation
+                digests[ref] = digest
+        groups = {}
+        for automations in members.values():
+            group = _group(env, automations)
+            groups[group.key] = group
+        return cls(groups, members, digests)
+
+    def changed(
+        self,
+        env: CompiledEnvironment,
+        removed: Iterable[CompiledAutomation],
+        added: Iterable[CompiledAutomation],
+    ) -> PollGroups:
+        """The groups of `env`, which is this configuration with `removed` taken out and
+        `added` put in (its apps and settings unchanged)."""
+        members = dict(self.members)
+        digests = dict(self.digests)
+        groups = dict(self.groups)
+        touched: dict[str, str | None] = {}  # digest → its group's key before the change
+
+        def take(digest: str) -> dict[tuple[str, str], CompiledAutomation]:
+            if digest not in touched:
+                before = members.get(digest)
+                touched[digest] = _key_of(next(iter(before.values()))) if before else None
+                members[digest] = dict(before or {})
+            return members[digest]
+
+        for automation in removed:
+            ref = (automation.consumer, automation.key)
+            digest = digests.pop(ref, None)
+            if digest is not None:
+                take(digest).pop(ref, None)
+        for automation in added:
+            ref = (automation.consumer, automation.key)
+            if automation.enabled and _poll_of(env, automation) is not None:
+                digest = _digest_of(automation)
+                take(digest)[ref] = automation
+                digests[ref] = digest
+        for digest, old_key in touched.items():
+            if old_key is not None:
+                groups.pop(old_key, None)
+            if members[digest]:
+                group = _group(env, members[digest])
+                groups[group.key] = group
+            else:
+                del members[digest]
+        return PollGroups(groups, members, digests)
+
+
+def _key_of(automation: CompiledAutomation) -> str:
+    return f"{automation.trigger_app}/{automation.trigger_key}/{_digest_of(automation)}"
+
+
+def _group(
+    env: CompiledEnvironment, members: dict[tuple[str, str], CompiledAutomation]
+) -> PollGroup:
+    automations = sorted(members.values(), key=lambda a: a.key)
+    first = automations[0]
+    poll = _poll_of(env, first)
+    assert poll is not None
+    digest = _digest_of(first)
+    return PollGroup(
+        key=f"{first.trigger_app}/{first.trigger_key}/{digest}",
+        digest=digest,
+        consumer=first.consumer,
+        app=first.trigger_app,
+        trigger=first.trigger_key,
+        credential=first.trigger_credential,
+        input=first.trigger_input,
+        automations=tuple(automations),
+        interval=max(poll.every, env.settings.runtime.poll_floor),
+    )
+
+
+def group_key(env: CompiledEnvironment, automation: CompiledAutomation) -> str | None:
+    """The key of the poll group an automation belongs to, None if it is not polled."""
+    return _key_of(automation) if _poll_of(env, automation) is not None else None
 
 
 def group_of(env: CompiledEnvironment, automation: CompiledAutomation) -> PollGroup | None:
@@ -195,21 +260,21 @@ class Page:
 
 
 class PollFetch:
-    """The pages of one poll, requested one after the other; `stopped` says why it ended."""
+    """The pages of one poll, requested one after the other through the outbound path (one
+    call: one credential, one context, one renewal after a 401); `stopped` says why it
+    ended."""
 
     def __init__(
         self,
         env: CompiledEnvironment,
         group: PollGroup,
-        clients: AppClients,
+        outbound: Outbound,
         cursor: Any,
-        credentials: Credentials | None = None,
     ) -> None:
         self.env = env
         self.group = group
-        self.clients = clients
+        self.outbound = outbound
         self.cursor = cursor
-        self.credentials = credentials
         self.secrets = env.secret_values
         """What to redact from this poll's messages: the environment's secrets and the
         credential's values, once they are known."""
@@ -220,84 +285,53 @@ class PollFetch:
         self.stopped: str | None = None
         self.without_id = 0
 
-    async def _credential(self) -> dict[str, Any]:
-        """The group's credential: stored ones decrypted and OAuth2 tokens refreshed through
-        `credentials` (the runner); from the consumer file alone without it."""
+    async def _open(self) -> Call:
         group = self.group
         try:
-            if self.credentials is None or group.credential is None:
-                values = configured_values(self.env, group.consumer, group.credential)
-            else:
-                refresh = not self.env.settings.runtime.dry_run
-                values = await self.credentials.values(
-                    self.env, group.consumer, group.credential, refresh=refresh
-                )
-        except CredentialUnavailable as exc:
-            raise PollFailed("credential", str(exc)) from exc
-        self.secrets = secrets_with(self.env.secret_values, secret_values(self.app, values))
-        return values
-
-    async def _renewed(self, used: dict[str, Any]) -> dict[str, Any] | None:
-        """New values after the App answered 401 (an OAuth2 token it no longer takes)."""
-        group = self.group
-        if self.credentials is None or group.credential is None:
-            return None
-        try:
-            fresh = await self.credentials.renew_after_401(
-                self.env, group.consumer, group.credential, used
+            call = await self.outbound.open(
+                self.env,
+                self.app,
+                group.consumer,
+                group.credential,
+                input=dict(group.input),
+                cursor=self.cursor,
+                page=1,
             )
         except CredentialUnavailable as exc:
             raise PollFailed("credential", str(exc)) from exc
-        if fresh is not None:
-            self.secrets = secrets_with(self.env.secret_values, secret_values(self.app, fresh))
-        return fresh
-
-    def _first(self, credential: dict[str, Any]) -> tuple[PreparedRequest, Paginator]:
-        group, app = self.group, self.app
-        context = {
-            "input": dict(group.input),
-            "credential": credential,
-            "app": app_context(app),
-            "cursor": self.cursor,
-            "page": 1,
-            "run": {"id": None, "attempt": 1},
-            "webhook": {"url": None},
-            "subscription": {},
-        }
-        try:
-            request = build_request(app, self.poll.request, context, credential)
-            _, auth_query = auth_headers_and_query(app, context, credential)
-        except RequestBuildError as exc:
-            raise PollFailed("request", str(exc)) from exc
-        pager = Paginator(self.poll.paginate, self.poll.next_page, auth_query)
-        return pager.first(request), pager
+        self.secrets = call.secrets
+        return call
 
     async def pages(self) -> AsyncIterator[Page]:
-        request: PreparedRequest | None
-        credential = await self._credential()
-        request, pager = self._first(credential)
-        renewed = False
-        max_bytes = self.env.settings.runtime.limits.max_response_bytes
-        # every page draws from the credential's quota, as an action's request does
-        quota = quota_for(
-            self.app.connector.rate_limit, self.app.key, self.group.consumer, self.group.credential
-        )
+        call = await self._open()
+        try:
+            first = call.build(self.poll.request)
+            pager = Paginator(self.poll.paginate, self.poll.next_page, call.flow.query())
+        except RequestBuildError as exc:
+            raise PollFailed("request", str(exc)) from exc
+        request: PreparedRequest | None = pager.first(first)
         number = 0
         while request is not None:
             number += 1
+            # every page draws from the credential's quota, as an action's request does
             try:
-                answer = await self.clients.send(self.app.key, request, max_bytes, quota=quota)
-            except SendError as exc:
-                kind = "egress" if exc.kind == "egress" else "transport"
-                raise PollFailed(kind, f"page {number}: {exc}") from exc
-            if answer.status == 401 and not renewed:
-                fresh = await self._renewed(credential)
-                if fresh is not None:  # the same page once more, with the new token
-                    renewed, credential = True, fresh
-                    request = self._reauthorized(request, fresh)
-                    number -= 1
-                    continue
-            body = parse_body(answer.body)
+                exchange = await call.send(request)
+            except RequestBuildError as exc:
+                raise PollFailed("request", f"page {number}: {exc}") from exc
+            self.secrets = call.secrets
+            if exchange.unrenewable is not None:
+                raise PollFailed("credential", str(exchange.unrenewable))
+            if exchange.error is not None:
+                kind = "egress" if exchange.error.error_kind == "egress" else "transport"
+                if isinstance(exchange.error, BadAnswer):
+                    kind = "response"
+                raise PollFailed(kind, f"page {number}: {exchange.error}")
+            answer = exchange.answer
+            assert answer is not None
+            try:
+                body = exchange.body()
+            except BadAnswer as exc:
+                raise PollFailed("response", f"page {number}: {exc}", answer.status) from exc
             if not 200 <= answer.status < 300:
                 message = error_message(self.app, None, answer.status, body)
                 raise PollFailed(
@@ -310,7 +344,7 @@ class PollFetch:
                 raise PollFailed("pagination", f"page {number}: {exc}") from exc
             yield Page(
                 number,
-                request,
+                exchange.request,
                 answer.status,
                 answer.elapsed_ms,
                 tuple(self._polled(raw)),
@@ -318,13 +352,6 @@ class PollFetch:
             )
             request = following
         self.stopped = pager.stopped
-
-    def _reauthorized(
-        self, request: PreparedRequest, credential: dict[str, Any]
-    ) -> PreparedRequest:
-        context = {"credential": credential, "app": app_context(self.app), "input": {}}
-        headers, _ = auth_headers_and_query(self.app, context, credential)
-        return replace(request, headers={**request.headers, **headers})
 
     def _items(self, number: int, body: Any) -> list[Any]:
         if isinstance(body, str):

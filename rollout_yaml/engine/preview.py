@@ -10,7 +10,13 @@ from typing import Any
 from rollout_yaml.engine.mapping import automation_context, passes_filters, render_action_input
 from rollout_yaml.expr.compiled import CompiledAutomation, CompiledEnvironment
 from rollout_yaml.expr.templates import RenderError
-from rollout_yaml.http.request import PreparedRequest, RequestBuildError, app_context, build_request
+from rollout_yaml.http.auth import sign
+from rollout_yaml.http.request import (
+    PreparedRequest,
+    RequestBuildError,
+    build_request,
+    request_context,
+)
 
 STORED_PLACEHOLDER = "<stored>"
 
@@ -68,18 +74,11 @@ def preview(
     if result.input_problems:
         return result
     credential = credential_values(env, automation.consumer, automation.action_credential)
-    request_context = {
-        "input": result.input,
-        "credential": credential,
-        "app": app_context(app),
-        "cursor": None,
-        "page": None,
-        "run": {"id": "run_preview", "attempt": 1},
-        "webhook": {"url": None},
-        "subscription": {},
-    }
+    context = request_context(
+        app, input=result.input, credential=credential, run={"id": "run_preview", "attempt": 1}
+    )
     try:
-        result.request = build_request(app, action.request, request_context, credential)
+        result.request = sign(app, build_request(app, action.request, context), context)
         if action.model.idempotency_header:
             result.request.headers[action.model.idempotency_header] = "run_preview"
     except RequestBuildError as exc:

@@ -9,6 +9,10 @@ import socket
 import time
 from collections.abc import Sequence
 
+from rollout_yaml.config.diagnostics import Diagnostic
+from rollout_yaml.config.loader import Loaded
+from rollout_yaml.config.models import Consumer
+from rollout_yaml.engine.automations import AutomationEvents, Automations
 from rollout_yaml.engine.connect import ConnectFlow
 from rollout_yaml.engine.credentials import Credentials
 from rollout_yaml.engine.dispatch import Dispatcher
@@ -16,14 +20,19 @@ from rollout_yaml.engine.execute import Executor
 from rollout_yaml.engine.intake import PushEvent, PushResult, prepare_push
 from rollout_yaml.engine.live_config import LiveConfig
 from rollout_yaml.engine.metrics import Metrics
+from rollout_yaml.engine.notifications import Notifications
+from rollout_yaml.engine.outbound import Outbound
 from rollout_yaml.engine.poller import Poller
+from rollout_yaml.engine.rate_limits import SharedRateLimiter
 from rollout_yaml.engine.retention import Pruner
 from rollout_yaml.engine.scheduler import Clock, Scheduler, utc_now
 from rollout_yaml.engine.subscriptions import Subscriptions
 from rollout_yaml.engine.webhooks import Delivery, DeliveryResult, WebhookReceiver, webhook_url
 from rollout_yaml.engine.work import WorkItem
 from rollout_yaml.expr.compiled import CompiledEnvironment
+from rollout_yaml.expr.incremental import Change, compile_consumer_file
 from rollout_yaml.http.client import AppClients
+from rollout_yaml.http.rate_limit import RateLimiter
 from rollout_yaml.store.base import Store
 from rollout_yaml.store.records import HookState, NewRun, Run, RunStatus, new_id
 
@@ -34,16 +43,37 @@ def owner_id() -> str:
 
 
 class Runtime:
-    def __init__(self, env: CompiledEnvironment, store: Store, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        env: CompiledEnvironment,
+        store: Store,
+        clock: Clock = utc_now,
+        events: AutomationEvents | None = None,
+    ) -> None:
         runtime = env.settings.runtime
         self.config = LiveConfig(env)
         self.store = store
         self.metrics = Metrics()
         self.owner = owner_id()
+        # who this process is to the command line (`/healthz`, the daemon's address file)
+        self.instance = new_id("daemon")
         self.lease = runtime.lease
         self.clients = AppClients(allow_private=self._allow_private)
-        self.credentials = Credentials(store, self.clients, self.owner, metrics=self.metrics)
+        # partner notifications: `emit(type, data)`, and the delivery loop started below
+        self.notifications = Notifications(
+            self.config, store, self.clients, owner=self.owner, metrics=self.metrics
+        )
+        self.credentials = Credentials(
+            store,
+            self.clients,
+            self.owner,
+            metrics=self.metrics,
+            notifications=self.notifications,
+        )
         self.connect = ConnectFlow(self.credentials)
+        # PostgreSQL: replicas draw from one quota per credential; SQLite: one process, in memory
+        limiter = SharedRateLimiter(store) if store.shared else RateLimiter()
+        self.outbound = Outbound(self.clients, self.credentials, limiter)
         self.executor = Executor(
             self.config,
             store,
@@ -52,6 +82,8 @@ class Runtime:
             self.owner,
             self.lease,
             self.credentials,
+            self.outbound,
+            self.notifications,
         )
         self.dispatcher = Dispatcher(
             self.executor,
@@ -74,6 +106,7 @@ class Runtime:
             lease=self.lease,
             credentials=self.credentials,
             clock=clock,
+            outbound=self.outbound,
         )
         self.webhooks = WebhookReceiver(
             self.config,
@@ -93,15 +126,32 @@ class Runtime:
             owner=self.owner,
             listening=lambda: self.listening,
             credentials=self.credentials,
+            outbound=self.outbound,
         )
         self._scheduling: asyncio.Task[None] | None = None
         self._polling: asyncio.Task[None] | None = None
         self._subscribing: asyncio.Task[None] | None = None
         self.pruner = Pruner(self.config, store, owner=self.owner)
         self._pruning: asyncio.Task[None] | None = None
+        # automations created over the API; `events` hears automation.created/updated/
+        # deleted/invalid: the partner notifications unless a caller gives another listener
+        self.automations = Automations(
+            self.config,
+            store,
+            self.metrics,
+            self._activate_write,
+            events=events if events is not None else self.notifications,
+            made=self.subscriptions.ensure,
+        )
+        self._notifying: asyncio.Task[None] | None = None
+        self._following: asyncio.Task[None] | None = None
         self._ready = False
 
     async def start(self, *, claim: bool = True) -> None:
+        await self.automations.load()
+        if self.store.shared or self.config.current.settings.runtime.processes != 1:
+            # other processes write automations too: apply theirs as they commit
+            self._following = asyncio.create_task(self.automations.follow(), name="automations")
         await self.dispatcher.start(claim=claim)
         if claim:
             self._scheduling = asyncio.create_task(self.scheduler.run(), name="schedules")
@@ -110,12 +160,14 @@ class Runtime:
                 self.subscriptions.run(), name="webhook-subscriptions"
             )
             self._pruning = asyncio.create_task(self.pruner.run(), name="retention")
+            self._notifying = asyncio.create_task(self.notifications.run(), name="notifications")
         self.metrics.generation.set(self.config.generation)
         self._ready = True
 
     async def stop(self, grace: float | None = None) -> None:
         self._ready = False
-        for task in (self._scheduling, self._polling, self._subscribing, self._pruning):
+        tasks = (self._scheduling, self._polling, self._subscribing, self._pruning)
+        for task in (*tasks, self._notifying, self._following):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
@@ -141,6 +193,42 @@ class Runtime:
         self.config.swap(env)
         self.metrics.generation.set(self.config.generation)
         self.subscriptions.changed(previous)
+
+    def _activate(self, env: CompiledEnvironment, change: Change, *, reloaded: bool) -> None:
+        previous = self.config.current
+        self.config.swap_changed(env, change, reloaded=reloaded)
+        self.metrics.generation.set(self.config.generation)
+        removed, added = change
+        self.subscriptions.changed(previous, {(a.consumer, a.key) for a in removed + added})
+
+    def _activate_write(self, env: CompiledEnvironment, change: Change) -> None:
+        self._activate(env, change, reloaded=False)
+
+    async def reload(self, env: CompiledEnvironment) -> None:
+        """A new configuration compiled from the files: the stored automations are compiled
+        against it too (those that no longer compile turn invalid), then it is swapped in."""
+        async with self.automations.lock:
+            with_stored, _, statuses = await self.automations.compile_stored(env)
+            self.swap(with_stored)
+        await self.automations.record(statuses)
+
+    async def reload_consumer(self, loaded: Loaded[Consumer]) -> list[Diagnostic]:
+        """One saved consumer file compiled against the running apps and blueprints, with
+        that consumer's stored automations; active unless it has errors (returned)."""
+        async with self.automations.lock:
+            changed, change, diagnostics = compile_consumer_file(
+                self.config.current, loaded, self.automations.context()
+            )
+            if changed is None:
+                return [d for d in diagnostics if d.is_error]
+            with_stored, stored_change, statuses = await self.automations.compile_stored(
+                changed, loaded.model.consumer
+            )
+            removed = change[0] + stored_change[0]
+            added = change[1] + stored_change[1]
+            self._activate(with_stored, (removed, added), reloaded=True)
+        await self.automations.record(statuses)
+        return []
 
     async def receive_webhook(self, delivery: Delivery) -> DeliveryResult:
         return await self.webhooks.receive(delivery)
@@ -202,13 +290,15 @@ class Runtime:
 
     async def drain_queue(self, timeout: float) -> bool:
         """For `--once`: poll the due poll groups and fire due schedules once, then claim and
-        execute until nothing is due; True if all finished."""
+        execute until nothing is due, and try the due partner notifications once; True if all
+        finished."""
         await self.poller.poll_due()
         await self.scheduler.fire_due()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             claimed = await self.dispatcher.claim_once()
             if claimed == 0 and self.dispatcher.idle and self.dispatcher.pending_retries == 0:
+                await self.notifications.deliver_due()  # one try; the rest wait for `run`
                 return True
             await asyncio.sleep(0.05)
         return False

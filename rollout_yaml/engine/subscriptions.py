@@ -21,35 +21,24 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from rollout_yaml.config.secrets import redact
-from rollout_yaml.engine.credentials import (
-    Credentials,
-    CredentialUnavailable,
-    secret_values,
-    secrets_with,
-)
+from rollout_yaml.engine.credentials import Credentials, CredentialUnavailable
 from rollout_yaml.engine.live_config import LiveConfig
-from rollout_yaml.engine.webhooks import (
-    connector_context,
-    credential_values,
-    fingerprint,
-    is_webhook,
-    public_base,
-    webhook_url,
-)
+from rollout_yaml.engine.outbound import Outbound, credential_values
+from rollout_yaml.engine.webhooks import fingerprint, is_webhook, public_base, webhook_url
 from rollout_yaml.expr.compiled import (
     CompiledApp,
     CompiledEnvironment,
     CompiledRequest,
     CompiledWebhook,
 )
-from rollout_yaml.http.client import AppClients, SendError
-from rollout_yaml.http.request import RequestBuildError, build_request
-from rollout_yaml.http.response import error_message, parse_body
+from rollout_yaml.http.client import AppClients
+from rollout_yaml.http.errors import BadAnswer
+from rollout_yaml.http.request import RequestBuildError
+from rollout_yaml.http.response import error_message
 from rollout_yaml.store.base import Store
 from rollout_yaml.store.records import Hook, HookState
 
@@ -70,12 +59,12 @@ class _Failed(Exception):
 
 @dataclass(frozen=True, slots=True)
 class _Target:
-    """What a subscription request needs: the App, the trigger's webhook spec, the credential."""
+    """What a subscription request needs: the configuration whose App, trigger and
+    credential it is sent with."""
 
     env: CompiledEnvironment
     app: CompiledApp
     spec: CompiledWebhook
-    credential: dict[str, Any]
 
 
 class Subscriptions:
@@ -93,10 +82,12 @@ class Subscriptions:
         lease_ttl: float = 90.0,
         backoff_base: float = 1.0,
         backoff_max: float = 600.0,
+        outbound: Outbound | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.clients = clients
+        self.outbound = outbound or Outbound(clients, credentials)
         self.owner = owner
         self.listening = listening
         self.credentials = credentials
@@ -106,15 +97,27 @@ class Subscriptions:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self._previous: list[CompiledEnvironment] = []
+        self._pending: set[tuple[str, str]] | None = None
+        """Automations changed since the last pass (None: every one, a full pass)."""
+        self._next_full = 0.0
+        self._next_due = 0.0
         self._wake = asyncio.Event()
+        self._reconciling = asyncio.Lock()  # one reconcile at a time: a row made once
         self._dry_run_said: set[str] = set()
 
     def base_url(self) -> str:
         return public_base(self.config.current, self.listening())
 
-    def changed(self, previous: CompiledEnvironment) -> None:
-        """Called after a reload's swap: diff the new configuration against the table now."""
+    def changed(
+        self, previous: CompiledEnvironment, refs: Collection[tuple[str, str]] | None = None
+    ) -> None:
+        """Called after a swap: diff the new configuration against the table now; only the
+        automations `refs` when the swap changed just those (an API write, one consumer)."""
         self._previous = [previous, *self._previous][:KEEP_PREVIOUS]
+        if refs is None:
+            self._pending = None
+        elif self._pending is not None:
+            self._pending.update(refs)
         self._wake.set()
 
     async def run(self) -> None:
@@ -139,7 +142,11 @@ class Subscriptions:
         if not await self._hold_lease():
             return self.interval
         env = self.config.current
-        await self._reconcile(env)
+        pending, self._pending = self._pending, set()
+        if pending is not None and self.clock() < min(self._next_full, self._next_due):
+            return await self._sync_some(env, pending)  # no retry due: only what changed
+        async with self._reconciling:
+            await self._reconcile(env)
         now = self.clock()
         for hook in await self.store.list_hooks():
             if hook.next_attempt_at is not None and hook.next_attempt_at > now:
@@ -148,21 +155,64 @@ class Subscriptions:
                 return self.interval
             await self._work(env, hook)
         due = [h.next_attempt_at for h in await self.store.list_hooks() if h.next_attempt_at]
+        self._next_full = self.clock() + self.interval
+        self._next_due = min([self._next_full, *due])
         return min([self.interval, *(when - self.clock() for when in due)])
+
+    async def _sync_some(self, env: CompiledEnvironment, refs: set[tuple[str, str]]) -> float:
+        """A pass over the rows of the automations `refs` only: what one write changed, at a
+        cost that does not grow with the environment."""
+        for consumer in sorted({c for c, _ in refs}):
+            keys = {k for c, k in refs if c == consumer}
+            async with self._reconciling:
+                await self._reconcile(env, consumer, keys)
+            now = self.clock()
+            for hook in await self.store.list_hooks(consumer):
+                if hook.automation not in keys:
+                    continue
+                if hook.next_attempt_at is not None and hook.next_attempt_at > now:
+                    continue
+                if not await self._hold_lease():
+                    return self.interval
+                await self._work(env, hook)
+            for hook in await self.store.list_hooks(consumer):  # retries the work scheduled
+                if hook.automation in keys and hook.next_attempt_at is not None:
+                    self._next_due = min(self._next_due, hook.next_attempt_at)
+        return max(0.0, min(self._next_due, self._next_full) - self.clock())
+
+    async def ensure(self, consumer: str, key: str) -> None:
+        """Make the row of one automation now (its webhook URL is in the answer that created
+        it), where this process holds the lease; the next pass makes the App calls."""
+        env = self.config.current
+        automation = env.automations.get((consumer, key))
+        if automation is None or not is_webhook(env, automation):
+            return
+        if not await self._hold_lease():
+            return
+        async with self._reconciling:
+            await self._reconcile(env, consumer, {key})
 
     async def _hold_lease(self) -> bool:
         return await self.store.acquire_lease(LEASE_NAME, self.owner, self.clock(), self.lease_ttl)
 
-    async def _reconcile(self, env: CompiledEnvironment) -> None:
+    async def _reconcile(
+        self, env: CompiledEnvironment, consumer: str | None = None, keys: set[str] | None = None
+    ) -> None:
         """Make the rows say what the configuration says: one live row per webhook
-        automation with its current fingerprint, the rest retired."""
+        automation with its current fingerprint, the rest retired (of one consumer's
+        automations `keys` only, when given)."""
         live = {
             (hook.consumer, hook.automation): hook
-            for hook in await self.store.list_hooks()
-            if hook.state is not HookState.RETIRED
+            for hook in await self.store.list_hooks(consumer)
+            if hook.state is not HookState.RETIRED and (keys is None or hook.automation in keys)
         }
         now = self.clock()
-        for automation in env.automations.values():
+        if consumer is None or keys is None:
+            automations = list(env.automations.values())
+        else:
+            found = (env.automations.get((consumer, key)) for key in sorted(keys))
+            automations = [a for a in found if a is not None]
+        for automation in automations:
             if not is_webhook(env, automation):
                 continue
             wanted = HookState.ACTIVE if automation.enabled else HookState.DISABLED
@@ -294,13 +344,10 @@ class Subscriptions:
             if app is None or trigger is None or trigger.webhook is None:
                 continue
             try:
-                values = await credential_values(
-                    candidate, hook.consumer, hook.credential, self.credentials
-                )
+                await credential_values(candidate, hook.consumer, hook.credential, self.credentials)
             except CredentialUnavailable:
-                values = None
-            if values is not None:
-                return _Target(candidate, app, trigger.webhook, values)
+                continue
+            return _Target(candidate, app, trigger.webhook)
         return None
 
     async def _subscribe(self, target: _Target, hook: Hook, url: str) -> None:
@@ -372,28 +419,39 @@ class Subscriptions:
         *,
         gone_ok: bool = False,
     ) -> Any:
-        """Build and send one subscription request with the consumer's credential, the way
-        actions are sent; a non-2xx answer (except 404/410 when removing) is a failure."""
-        secrets_ = secrets_with(
-            target.env.secret_values, secret_values(target.app, target.credential)
-        )
-        context = connector_context(
-            target.app, hook.input or {}, target.credential, url, subscription
-        )
+        """Build and send one subscription request with the consumer's credential through
+        the outbound path, as actions are sent; a non-2xx answer (except 404/410 when
+        removing) is a failure. Messages are redacted."""
         try:
-            request = build_request(target.app, request_spec, context, target.credential)
-        except RequestBuildError as exc:
-            raise _Failed(redact(str(exc), secrets_)) from exc
-        max_bytes = target.env.settings.runtime.limits.max_response_bytes
+            call = await self.outbound.open(
+                target.env,
+                target.app,
+                hook.consumer,
+                hook.credential,
+                input=dict(hook.input or {}),
+                webhook_url=url,
+                subscription=subscription,
+            )
+        except CredentialUnavailable as exc:
+            raise _Failed(str(exc)) from exc
         try:
-            answer = await self.clients.send(target.app.key, request, max_bytes)
-        except SendError as exc:
-            raise _Failed(redact(str(exc), secrets_)) from exc
-        body = parse_body(answer.body)
+            exchange = await call.send(call.build(request_spec))
+        except RequestBuildError as exc:  # redacted by the call
+            raise _Failed(str(exc)) from exc
+        if exchange.unrenewable is not None:
+            raise _Failed(call.redact(str(exchange.unrenewable)))
+        if exchange.error is not None:
+            raise _Failed(call.redact(str(exchange.error)))
+        answer = exchange.answer
+        assert answer is not None
+        try:
+            body = exchange.body()
+        except BadAnswer as exc:
+            raise _Failed(call.redact(f"HTTP {answer.status}: {exc}")) from exc
         if 200 <= answer.status < 300 or (gone_ok and answer.status in (404, 410)):
             return body
         message = error_message(target.app, None, answer.status, body)
-        raise _Failed(redact(f"HTTP {answer.status}: {message}", secrets_))
+        raise _Failed(call.redact(f"HTTP {answer.status}: {message}"))
 
     async def _failed(self, hook: Hook, what: str, error: str) -> None:
         attempts = hook.attempts + 1

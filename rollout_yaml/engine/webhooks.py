@@ -14,10 +14,11 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl
 
+from rollout_yaml import json_codec
 from rollout_yaml.config.secrets import redact
 from rollout_yaml.engine.credentials import Credentials, CredentialUnavailable
 from rollout_yaml.engine.dispatch import Dispatcher
@@ -25,6 +26,7 @@ from rollout_yaml.engine.errors import EventRejected
 from rollout_yaml.engine.intake import Prepared, add_event
 from rollout_yaml.engine.live_config import LiveConfig
 from rollout_yaml.engine.metrics import Metrics
+from rollout_yaml.engine.outbound import credential_values
 from rollout_yaml.engine.work import WorkItem
 from rollout_yaml.expr.compiled import (
     CompiledApp,
@@ -34,10 +36,11 @@ from rollout_yaml.expr.compiled import (
     CompiledWebhook,
 )
 from rollout_yaml.expr.templates import Template
-from rollout_yaml.http.request import app_context
+from rollout_yaml.http.request import request_context
 from rollout_yaml.http.signatures import slack_challenge, verify
 from rollout_yaml.store.base import Store
 from rollout_yaml.store.records import EventRecord, Hook, HookState, Ingested, NewRun, new_id
+from rollout_yaml.store.schema import MAX_EVENT_KEY
 
 log = logging.getLogger("rollout_yaml.webhooks")
 
@@ -75,55 +78,41 @@ def webhook_url(base: str, hook: Hook) -> str:
     return base + WEBHOOK_PATH.format(app=hook.app, trigger=hook.trigger, hook_id=hook.id)
 
 
-async def credential_values(
-    env: CompiledEnvironment, consumer: str, key: str | None, credentials: Credentials | None
-) -> dict[str, Any] | None:
-    """The values of a consumer's credential, stored and OAuth2 ones through `credentials`
-    (decrypted, refreshed when about to expire); None when the consumer or credential is not
-    configured; CredentialUnavailable when it has no usable values (not connected yet)."""
-    if key is None:
-        return {}
-    owner = env.consumers.get(consumer)
-    credential = owner.credentials.get(key) if owner else None
-    if credential is None:
-        return None
-    if credentials is not None:
-        refresh = not env.settings.runtime.dry_run
-        return await credentials.values(env, consumer, key, refresh=refresh)
-    if credential.values is None:
-        raise CredentialUnavailable(f"credential `{key}` is stored but has not been connected yet")
-    return dict(credential.values)
-
-
-def connector_context(
-    app: CompiledApp,
-    input_params: Mapping[str, Any],
-    credential: Mapping[str, Any],
-    url: str | None,
-    subscription: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    """What a webhook trigger's templates see (verify secret, subscribe, unsubscribe)."""
-    return {
-        "input": dict(input_params),
-        "credential": dict(credential),
-        "app": app_context(app),
-        "cursor": None,
-        "page": None,
-        "run": {"id": None, "attempt": 1},
-        "webhook": {"url": url},
-        "subscription": dict(subscription or {}),
-    }
-
-
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One POST to a webhook URL, as received: the raw body is what senders sign."""
+    """One POST to a webhook URL, as received: the raw body is what senders sign; `query` is
+    the URL's query (a repeated parameter as a list)."""
 
     app: str
     trigger: str
     hook_id: str
     headers: Mapping[str, str]
     body: bytes
+    query: Mapping[str, Any] = field(default_factory=dict)
+
+    def scope(self) -> dict[str, Any]:
+        """What `items`, `id`, `payload` and filters see beside the body: `headers` with
+        lower-cased names, and `query`."""
+        return {
+            "headers": {name.lower(): value for name, value in self.headers.items()},
+            "query": dict(self.query),
+        }
+
+
+def query_fields(query_string: str) -> dict[str, Any]:
+    """A URL's query as fields: each value a string, a repeated one a list."""
+    return _fields(parse_qsl(query_string, keep_blank_values=True))
+
+
+def _fields(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in fields:
+            previous = fields[key]
+            fields[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            fields[key] = value
+    return fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +179,8 @@ class WebhookReceiver:
                 log.info("answered Slack's url_verification challenge", extra=where)
                 return DeliveryResult([], 0, challenge)
         document = parse_body(delivery.headers, delivery.body)
-        events = extract(trigger, spec, document, delivery_id)
+        scope = delivery.scope()
+        events = extract(trigger, spec, document, delivery_id, scope)
         now = self.clock()
         prepared = Prepared([], {})
         for dedupe, payload in events:
@@ -204,7 +194,15 @@ class WebhookReceiver:
                 now,
                 "webhook",
             )
-            add_event(active, record, [automation], prepared, owner=self.owner, lease=self.lease)
+            add_event(
+                active,
+                record,
+                [automation],
+                prepared,
+                owner=self.owner,
+                lease=self.lease,
+                delivery=scope,
+            )
         ingested = await self.store.ingest(prepared.batch)
         queued = [
             prepared.work[run_id]
@@ -251,7 +249,7 @@ class WebhookReceiver:
         """Check the signature; return the publisher's delivery id when the scheme has one."""
         model = trigger.model.webhook
         scheme = model.verify if model else None
-        if scheme is None or spec.verify_secret is None:
+        if scheme is None or spec.verify_secrets is None:
             return None
         try:
             credential = await credential_values(
@@ -260,9 +258,16 @@ class WebhookReceiver:
         except CredentialUnavailable:
             credential = None  # fine unless the secret template reads `credential`
         try:
-            context = connector_context(app, automation.trigger_input, credential or {}, None, None)
-            secret = spec.verify_secret
-            rendered = secret.render(context) if isinstance(secret, Template) else secret
+            context = request_context(
+                app, input=dict(automation.trigger_input), credential=credential or {}
+            )
+            secrets = [
+                "" if rendered is None else str(rendered)
+                for rendered in (
+                    secret.render(context) if isinstance(secret, Template) else secret
+                    for secret in spec.verify_secrets
+                )
+            ]
         except ValueError as exc:
             message = redact(str(exc), env.secret_values)
             log.error("webhook secret unavailable: %s", message, extra=where)
@@ -271,7 +276,7 @@ class WebhookReceiver:
             ) from exc
         verified = verify(
             scheme,
-            "" if rendered is None else str(rendered),
+            secrets,
             delivery.headers,
             delivery.body,
             self.clock(),
@@ -294,51 +299,60 @@ def parse_body(headers: Mapping[str, str], body: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise EventRejected(400, "invalid_body", "the webhook body is not UTF-8") from exc
     if content_type == "application/x-www-form-urlencoded":
-        fields: dict[str, Any] = {}
-        for key, value in parse_qsl(text, keep_blank_values=True):
-            if key in fields:
-                previous = fields[key]
-                fields[key] = (
-                    [*previous, value] if isinstance(previous, list) else [previous, value]
-                )
-            else:
-                fields[key] = value
-        return fields
+        return _fields(parse_qsl(text, keep_blank_values=True))
     if not text.strip():
         raise EventRejected(400, "invalid_body", "the webhook body is empty")
     try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as exc:
+        return json_codec.loads(body)
+    except json_codec.JSONRejected as exc:
         if content_type.startswith("text/"):
             return text
-        raise EventRejected(400, "invalid_json", f"the webhook body is not JSON: {exc}") from exc
+        raise EventRejected(
+            400,
+            "invalid_json",
+            f"the webhook body is not acceptable JSON: {exc}",
+            [{"path": exc.path, "message": exc.reason}],
+        ) from exc
+
+
+def _bounded_key(key: str) -> str:
+    """A dedupe key within the column; a longer one is replaced by its SHA-256 (truncating
+    would make two deliveries with one long prefix a single event)."""
+    if len(key) <= MAX_EVENT_KEY:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def extract(
-    trigger: CompiledTrigger, spec: CompiledWebhook, document: Any, delivery_id: str | None
+    trigger: CompiledTrigger,
+    spec: CompiledWebhook,
+    document: Any,
+    delivery_id: str | None,
+    scope: Mapping[str, Any] | None = None,
 ) -> list[tuple[str, Any]]:
     """(dedupe key, payload) of each event in a delivery.
 
     The key is the trigger's `id`; without one, the publisher's delivery id (with the item's
     position when a delivery holds several); without that, a hash of the item, so the same
-    delivery sent twice is still one event.
+    delivery sent twice is still one event. `scope` (the delivery's `headers` and `query`) is
+    readable by `items`, `id` and `payload` where the body or item has no field of that name.
     """
     if spec.items is None:
         items = [document]
     else:
-        found = spec.items.search(document)
+        found = spec.items.search(document, scope)
         items = [] if found is None else found if isinstance(found, list) else [found]
     events: list[tuple[str, Any]] = []
     problems: list[dict[str, Any]] = []
     for index, item in enumerate(items):
-        key = spec.id.search(item) if spec.id is not None else None
+        key = spec.id.search(item, scope) if spec.id is not None else None
         if key is None or key == "":
             if delivery_id:
                 key = delivery_id if len(items) == 1 else f"{delivery_id}#{index}"
             else:
                 canonical = json.dumps(item, sort_keys=True, separators=(",", ":"), default=str)
                 key = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
-        payload = spec.payload.search(item) if spec.payload is not None else item
+        payload = spec.payload.search(item, scope) if spec.payload is not None else item
         for violation in trigger.payload_schema.violations(payload):
             problems.append(
                 {
@@ -346,7 +360,7 @@ def extract(
                     "message": violation.message,
                 }
             )
-        events.append((str(key)[:500], payload))
+        events.append((_bounded_key(str(key)), payload))
     if problems:
         raise EventRejected(
             422,
