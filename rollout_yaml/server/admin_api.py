@@ -6,7 +6,7 @@ behind the environment's admin token."""
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from rollout_yaml.engine.cipher import EncryptionKeyError
 from rollout_yaml.engine.runtime import Runtime
@@ -15,15 +15,19 @@ from rollout_yaml.server.body import parse
 from rollout_yaml.server.consumer_api import Cursor, Limit, Since
 from rollout_yaml.server.deps import admin_auth, json_body
 from rollout_yaml.server.errors import ApiError
+from rollout_yaml.server.responses import JSONResponse
 from rollout_yaml.server.schemas import (
     ERRORS,
+    AdminCredentialIn,
     AdminEventBatchIn,
     AdminEventIn,
     AutomationList,
     AutomationOut,
     CredentialList,
     CredentialOut,
+    CredentialTestOut,
     CredentialValuesIn,
+    ErrorOut,
     EventsAccepted,
     RunList,
     RunOut,
@@ -84,7 +88,7 @@ def router(runtime: Runtime) -> APIRouter:
     ) -> JSONResponse:
         page = await reads.list_runs(
             runtime,
-            consumer,
+            consumer or None,
             automation=automation,
             status=status,
             since=reads.parse_since(since),
@@ -103,16 +107,32 @@ def router(runtime: Runtime) -> APIRouter:
 
     @api.get("/credentials", response_model=CredentialList, summary="Credentials, never values")
     async def list_credentials(consumer: str | None = None) -> JSONResponse:
-        env = runtime.config.current
-        keys = [consumer] if consumer is not None else sorted(env.consumers)
-        if consumer is not None and consumer not in env.consumers:
-            raise ApiError(404, "not_found", f"no consumer `{consumer}` in this environment")
-        views = [
-            {**view, "consumer": key}
-            for key in keys
-            for view in await reads.list_credentials(runtime, key)
-        ]
+        views = await reads.list_consumers_credentials(runtime, consumer)
         return JSONResponse({"credentials": views, "next_cursor": None})
+
+    @api.post(
+        "/credentials",
+        status_code=201,
+        response_model=CredentialOut,
+        openapi_extra=request_body(AdminCredentialIn),
+        responses={409: {"model": ErrorOut, "description": "The key is another App's"}},
+        summary="Store a consumer's credential values, or create one no file declares",
+    )
+    async def create_credential(body: Body) -> JSONResponse:
+        given = parse(AdminCredentialIn, body)
+        view = await reads.put_credential(
+            runtime, given.consumer, given.key, given.app, given.values
+        )
+        return JSONResponse({**view, "consumer": given.consumer}, 201)
+
+    @api.post(
+        "/credentials/{consumer}/{key}/test",
+        response_model=CredentialTestOut,
+        summary="Try a consumer's credential with the App's `auth.test`",
+    )
+    async def test_credential(consumer: str, key: str) -> JSONResponse:
+        view = await reads.run_auth_test(runtime, consumer, key)
+        return JSONResponse({**view, "consumer": consumer})
 
     @api.put(
         "/credentials/{consumer}/{key}",
@@ -125,13 +145,20 @@ def router(runtime: Runtime) -> APIRouter:
         return JSONResponse(await reads.put_credential(runtime, consumer, key, None, given.values))
 
     @api.delete(
-        "/credentials/{consumer}/{key}", status_code=204, summary="Delete a stored credential"
+        "/credentials/{consumer}/{key}",
+        status_code=204,
+        responses={409: {"model": ErrorOut, "description": "Automations use it (listed)"}},
+        summary="Delete a stored credential",
     )
     async def delete_credential(consumer: str, key: str) -> Response:
         await reads.delete_credential(runtime, consumer, key)
         return Response(status_code=204)
 
-    @api.post("/credentials/rotate", summary="Re-encrypt stored credentials with the first key")
+    @api.post(
+        "/credentials/rotate",
+        summary="Re-encrypt stored credentials with the first key",
+        responses={409: {"model": ErrorOut, "description": "encryption_key is not set"}},
+    )
     async def rotate_credentials() -> JSONResponse:
         try:
             count = await runtime.credentials.rotate(runtime.config.current)

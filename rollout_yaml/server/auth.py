@@ -8,18 +8,22 @@ was wrong with the token (never anything about the secret).
 from __future__ import annotations
 
 import hmac
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
 
 from rollout_yaml.config.models.environment import AuthSettings
+from rollout_yaml.store.schema import MAX_CONSUMER_KEY
 
 ALGORITHM = "HS512"
 LEEWAY = 30.0
 MAX_LIFETIME = 24 * 3600.0
 REQUIRED_CLAIMS = ("sub", "iat", "exp")
+_MAX_SECONDS = 2**53  # beyond, a float cannot hold the whole number
 
 
 class Unauthorized(Exception):
@@ -75,15 +79,19 @@ def verify_consumer_token(token: str, auth: AuthSettings, now: float | None = No
         raise Unauthorized("the token is not a valid JWT") from exc
     _check_times(claims, time.time() if now is None else now)
     sub = claims["sub"]
-    if not isinstance(sub, str) or not sub:
+    if not isinstance(sub, str) or not sub or len(sub) > MAX_CONSUMER_KEY:
         raise Unauthorized("the token's `sub` must be a consumerKey")
     return Consumer(sub, claims)
 
 
 def _number(claims: dict[str, Any], name: str) -> float:
+    """A time claim as seconds: a finite whole number (NaN would pass every comparison)."""
     value = claims[name]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise Unauthorized(f"the token's `{name}` must be a number of seconds")
+    whole = (isinstance(value, int) and abs(value) <= _MAX_SECONDS) or (
+        isinstance(value, float) and math.isfinite(value) and value.is_integer()
+    )
+    if isinstance(value, bool) or not whole:
+        raise Unauthorized(f"the token's `{name}` must be a whole number of seconds")
     return float(value)
 
 
@@ -102,16 +110,18 @@ def _check_times(claims: dict[str, Any], now: float) -> None:
 class VerifiedTokens:
     """Remembers tokens already verified, until they expire: a sender pushes many events with
     one token, and checking an HS512 signature on each is a fifth of the request's cost.
-    Keyed by the signing settings too, so a reload with a new secret verifies afresh."""
+    Keyed by the signing settings too, so a reload with a new secret verifies afresh. One per
+    application, shared by the router and the fast lane."""
 
-    def __init__(self, size: int = 4096) -> None:
+    def __init__(self, size: int = 4096, clock: Callable[[], float] = time.time) -> None:
         self.size = size
+        self.clock = clock
         self._known: dict[tuple[str, str, str | None], tuple[Consumer, float]] = {}
 
     def verify(self, token: str, auth: AuthSettings) -> Consumer:
         key = (token, auth.jwt_secret or "", auth.jwt_issuer)
         found = self._known.get(key)
-        now = time.time()
+        now = self.clock()
         if found is not None and now < found[1]:
             return found[0]
         consumer = verify_consumer_token(token, auth, now)

@@ -4,12 +4,13 @@ anything is parsed, on the declared length and on the bytes actually received.""
 
 from __future__ import annotations
 
-import json
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
+from rollout_yaml import json_codec
 from rollout_yaml.server.errors import ApiError, validation_details
 
 M = TypeVar("M", bound=BaseModel)
@@ -23,8 +24,10 @@ def _too_large(limit: int) -> ApiError:
     )
 
 
-async def read_limited(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+async def read_within(chunks: AsyncIterator[bytes], declared: str | None, limit: int) -> bytes:
+    """The whole body, refused with a 413 as soon as it is known to be over `limit`: by its
+    declared Content-Length before reading, else by the bytes received. Both the router and
+    the fast lane read bodies with this, so the limit is one rule."""
     if declared is not None:
         try:
             if int(declared) > limit:
@@ -32,15 +35,15 @@ async def read_limited(request: Request, limit: int) -> bytes:
         except ValueError as exc:
             raise ApiError(400, "bad_request", "invalid Content-Length header") from exc
     received = bytearray()
-    async for chunk in request.stream():
+    async for chunk in chunks:
         received.extend(chunk)
         if len(received) > limit:
             raise _too_large(limit)
     return bytes(received)
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+async def read_limited(request: Request, limit: int) -> bytes:
+    return await read_within(request.stream(), request.headers.get("content-length"), limit)
 
 
 async def read_json(request: Request, limit: int) -> Any:
@@ -48,15 +51,18 @@ async def read_json(request: Request, limit: int) -> Any:
 
 
 def decode_json(raw: bytes) -> Any:
-    """A request body as JSON, or a 400 saying why not (NaN and Infinity are not JSON)."""
+    """A request body as JSON (json_codec's strict reading), or a 400 naming the JSON path of
+    what is wrong: not JSON, not UTF-8, NaN or an infinite number, a lone surrogate, nesting
+    deeper than json_codec.MAX_DEPTH."""
     if not raw.strip():
         raise ApiError(400, "invalid_json", "the request body is empty; send a JSON object")
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
-    except UnicodeDecodeError as exc:
-        raise ApiError(400, "invalid_json", "the request body is not UTF-8") from exc
-    except ValueError as exc:  # JSONDecodeError, and numbers beyond int_max_str_digits
-        raise ApiError(400, "invalid_json", f"the request body is not JSON: {exc}") from exc
+        return json_codec.loads(raw)
+    except json_codec.JSONRejected as exc:
+        message = f"the request body is not acceptable JSON: {exc}"
+        raise ApiError(
+            400, "invalid_json", message, [{"path": exc.path, "message": exc.reason}]
+        ) from exc
 
 
 def parse(model: type[M], data: Any) -> M:

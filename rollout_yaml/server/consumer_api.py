@@ -5,12 +5,13 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 
 from rollout_yaml.engine.runtime import Runtime
 from rollout_yaml.server import reads
 from rollout_yaml.server.body import parse
 from rollout_yaml.server.deps import consumer_auth, json_body
+from rollout_yaml.server.responses import JSONResponse
 from rollout_yaml.server.schemas import (
     ERRORS,
     AppList,
@@ -20,6 +21,8 @@ from rollout_yaml.server.schemas import (
     CredentialIn,
     CredentialList,
     CredentialOut,
+    CredentialTestOut,
+    ErrorOut,
     EventBatchIn,
     EventIn,
     EventsAccepted,
@@ -111,14 +114,31 @@ def router(runtime: Runtime) -> APIRouter:
         status_code=201,
         response_model=CredentialOut,
         openapi_extra=request_body(CredentialIn),
+        responses={409: {"model": ErrorOut, "description": "The key is another App's"}},
         summary="Store a credential's values (encrypted; never returned)",
+        description="Of a credential the consumer file declares `stored: true`, or a new one "
+        "no file declares (`app` of auth `api_key`, `bearer` or `basic`; `key` made up when "
+        "left out). Values are checked against the App's credential `fields`.",
     )
     async def put_credential(who: Consumer, body: Body) -> JSONResponse:
         given = parse(CredentialIn, body)
         view = await reads.put_credential(runtime, who, given.key, given.app, given.values)
         return JSONResponse(view, 201)
 
-    @api.delete("/credentials/{key}", status_code=204, summary="Delete a stored credential")
+    @api.post(
+        "/credentials/{key}/test",
+        response_model=CredentialTestOut,
+        summary="Try the credential with the App's `auth.test`; its label is kept",
+    )
+    async def test_credential(who: Consumer, key: str) -> JSONResponse:
+        return JSONResponse(await reads.run_auth_test(runtime, who, key))
+
+    @api.delete(
+        "/credentials/{key}",
+        status_code=204,
+        responses={409: {"model": ErrorOut, "description": "Automations use it (listed)"}},
+        summary="Delete a stored credential",
+    )
     async def delete_credential(who: Consumer, key: str) -> Response:
         await reads.delete_credential(runtime, who, key)
         return Response(status_code=204)
@@ -128,22 +148,29 @@ def router(runtime: Runtime) -> APIRouter:
         status_code=302,
         response_model=ConnectOut,
         summary="Start an OAuth2 connect flow: a redirect to the App's authorize URL",
-        description="With `Accept: application/json`, answers `{authorize_url}` instead of "
+        description="Without `credential`, the flow connects a new credential with a key "
+        "made up here (given back to `redirect` as `credential`). With "
+        "`Accept: application/json`, answers `{authorize_url, credential}` instead of "
         "redirecting (for a page that sends the JWT from script and then navigates).",
     )
     async def connect(
         who: Consumer,
         app: str,
         request: Request,
-        credential: Annotated[str | None, Query(description="credentialKey to connect")] = None,
+        credential: Annotated[
+            str | None,
+            Query(description="credentialKey to connect (again); left out: a new credential"),
+        ] = None,
         redirect: Annotated[
             str | None, Query(description="Where the browser goes afterwards")
         ] = None,
     ) -> Response:
-        url = reads.connect_url(runtime, who, app, credential, redirect, str(request.base_url))
+        url, key = await reads.connect_url(
+            runtime, who, app, credential, redirect, str(request.base_url)
+        )
         accept = request.headers.get("accept", "")
         if "application/json" in accept and "text/html" not in accept:
-            return JSONResponse({"authorize_url": url})
+            return JSONResponse({"authorize_url": url, "credential": key})
         return RedirectResponse(url, status_code=302)
 
     return api

@@ -13,7 +13,7 @@ from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from rollout_yaml.engine.runtime import Runtime
-from rollout_yaml.server.auth import Unauthorized, VerifiedTokens, verify_admin_token
+from rollout_yaml.server.auth import VerifiedTokens, bearer, verify_admin_token
 from rollout_yaml.server.body import read_json
 
 _consumer_scheme = HTTPBearer(
@@ -27,21 +27,24 @@ _admin_scheme = HTTPBearer(
 )
 
 
-def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
-    if credentials is None or not credentials.credentials.strip():
-        raise Unauthorized("missing Authorization: Bearer token")
-    return credentials.credentials.strip()
+def _token(request: Request) -> str:
+    """The bearer token, read as the fast lane reads it (`auth.bearer`)."""
+    return bearer(request.headers.get("authorization"))
 
 
 def consumer_auth(runtime: Runtime) -> Callable[..., Awaitable[str]]:
-    """The consumerKey of the request's JWT, or a 401."""
-    verified = VerifiedTokens()
+    """The consumerKey of the request's JWT, or a 401. Verified tokens are remembered in the
+    application's one cache (`app.state.tokens`, which the fast lane uses too)."""
 
     async def consumer(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_consumer_scheme)],
+        request: Request,
+        _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_consumer_scheme)],
     ) -> str:
+        tokens: VerifiedTokens = request.app.state.tokens
         auth = runtime.config.current.settings.auth
-        return verified.verify(_token(credentials), auth).key
+        verified = tokens.verify(_token(request), auth)
+        runtime.credentials.from_tokens.remember(verified.key, verified.claims)  # `jwt` Apps
+        return verified.key
 
     return consumer
 
@@ -50,9 +53,10 @@ def admin_auth(runtime: Runtime) -> Callable[..., Awaitable[None]]:
     """Passes only with the admin token, else a 401."""
 
     async def admin(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_admin_scheme)],
+        request: Request,
+        _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_admin_scheme)],
     ) -> None:
-        verify_admin_token(_token(credentials), runtime.config.current.settings.auth)
+        verify_admin_token(_token(request), runtime.config.current.settings.auth)
 
     return admin
 

@@ -12,11 +12,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from rollout_yaml.engine.automations import AutomationRefused
 from rollout_yaml.engine.errors import EventRejected
 from rollout_yaml.server.auth import Unauthorized
+from rollout_yaml.server.responses import JSONResponse
 
 log = logging.getLogger("rollout_yaml.server")
 
@@ -95,19 +96,25 @@ def validation_details(errors: Sequence[Any], root: str = "$") -> list[dict[str,
     return details
 
 
+REFUSALS = (ApiError, Unauthorized, EventRejected, AutomationRefused)
+"""What a handler raises to refuse a request; `refusal` answers each of them."""
+
+
+def refusal(exc: ApiError | Unauthorized | EventRejected | AutomationRefused) -> JSONResponse:
+    """The answer to a refused request, from the router's handlers and the fast lane alike."""
+    if isinstance(exc, ApiError | AutomationRefused):
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+    if isinstance(exc, Unauthorized):
+        return error_response(401, "unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"})
+    return error_response(exc.status, exc.code, exc.message, exc.details)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every failure into the one error shape."""
 
-    async def api_error(_request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, ApiError)
-        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
-
-    async def unauthorized(_request: Request, exc: Exception) -> JSONResponse:
-        return error_response(401, "unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"})
-
-    async def rejected(_request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, EventRejected)
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+    async def refused(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, REFUSALS)
+        return refusal(exc)
 
     async def invalid(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -134,9 +141,8 @@ def install(app: FastAPI) -> None:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return error_response(500, "internal_error", "internal error; see the daemon's log")
 
-    app.add_exception_handler(ApiError, api_error)
-    app.add_exception_handler(Unauthorized, unauthorized)
-    app.add_exception_handler(EventRejected, rejected)
+    for kind in REFUSALS:
+        app.add_exception_handler(kind, refused)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, crashed)

@@ -3,47 +3,41 @@
 (third-party Apps).
 
 Routing, dependency solving and response classes cost more than the work itself
-(benchmarks/README.md). This middleware answers the ordinary case — a valid token or signature,
-a body within the limit, events the engine accepts — with the same functions the routed
-endpoints use. Anything else (a bad token, malformed JSON, a bad signature, a rejected event:
-cases where nothing was stored) is handed to the routed endpoint with the body replayed, so every
-error answer comes from one place and stays identical.
+(benchmarks/README.md). This middleware answers these requests itself, start to end, with the
+functions the routed endpoints use: the body is read by `body.read_within` (one size limit),
+the token verified by `auth.bearer` and the application's one token cache, events checked and
+stored by `reads.push` / `Runtime.receive_webhook`, refusals answered by `errors.refusal`. It
+only skips the parsing of the routing layer; every request is processed once, here or there.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rollout_yaml.engine.errors import EventRejected
 from rollout_yaml.engine.runtime import Runtime
-from rollout_yaml.engine.webhooks import Delivery
+from rollout_yaml.engine.webhooks import Delivery, query_fields
 from rollout_yaml.server import reads
-from rollout_yaml.server.auth import Unauthorized, VerifiedTokens, bearer
-from rollout_yaml.server.body import decode_json
-from rollout_yaml.server.errors import ApiError
+from rollout_yaml.server.auth import VerifiedTokens, bearer
+from rollout_yaml.server.body import decode_json, read_within
+from rollout_yaml.server.errors import REFUSALS, refusal
+from rollout_yaml.server.responses import JSONResponse
 
 EVENTS_PATH = "/v1/events"
 WEBHOOKS_PREFIX = "/webhooks/"
-_HEADERS = [(b"content-type", b"application/json")]
 
-
-class _Declined(Exception):
-    """The fast lane does not answer this request; the routed endpoint will, given the body
-    read so far (`more`: the rest is still to come from the connection)."""
-
-    def __init__(self, read: bytes = b"", more: bool = False) -> None:
-        self.read = read
-        self.more = more
+Body = Callable[[], Awaitable[bytes]]
+Handler = Callable[[Scope, dict[str, str], Body], Awaitable[dict[str, Any]]]
 
 
 class FastLane:
-    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+    def __init__(self, app: ASGIApp, runtime: Runtime, tokens: VerifiedTokens) -> None:
         self.app = app
         self.runtime = runtime
-        self.tokens = VerifiedTokens()
+        self.tokens = tokens
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -60,54 +54,46 @@ class FastLane:
         await self.app(scope, receive, send)
 
     async def _answer(
-        self, scope: Scope, receive: Receive, send: Send, handle: Any, status: int
+        self, scope: Scope, receive: Receive, send: Send, handle: Handler, status: int
     ) -> None:
-        body = b""
-        try:
-            body = await self._body(receive)
-            answer = await handle(scope, body)
-        except _Declined as declined:
-            await self.app(scope, _replay(declined.read, declined.more, receive), send)
-            return
-        except (ApiError, Unauthorized, EventRejected):  # nothing was stored
-            await self.app(scope, _replay(body, False, receive), send)
-            return
-        payload = json.dumps(answer, separators=(",", ":")).encode()
-        headers = [*_HEADERS, (b"content-length", str(len(payload)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+        headers = _headers(scope)
+        limit = self.runtime.config.current.settings.runtime.limits.max_payload_bytes
 
-    async def _push(self, scope: Scope, body: bytes) -> dict[str, Any]:
-        header = _headers(scope).get("authorization")
-        consumer = self.tokens.verify(bearer(header), self.runtime.config.current.settings.auth)
-        events, batch = reads.events_of(decode_json(body))
+        async def body() -> bytes:
+            return await read_within(_chunks(receive), headers.get("content-length"), limit)
+
+        try:
+            response = JSONResponse(await handle(scope, headers, body), status)
+        except ClientDisconnect:
+            return  # nobody to answer; nothing was stored
+        except REFUSALS as refused:
+            response = refusal(refused)
+        await response(scope, receive, send)
+
+    async def _push(self, _scope: Scope, headers: dict[str, str], body: Body) -> dict[str, Any]:
+        auth = self.runtime.config.current.settings.auth
+        # the token first: a caller without one learns nothing of the body checks
+        consumer = self.tokens.verify(bearer(headers.get("authorization")), auth)
+        self.runtime.credentials.from_tokens.remember(consumer.key, consumer.claims)
+        events, batch = reads.events_of(decode_json(await body()))
         return await reads.push(self.runtime, consumer.key, events, batch=batch)
 
-    async def _deliver(self, scope: Scope, body: bytes) -> dict[str, Any]:
+    async def _deliver(self, scope: Scope, headers: dict[str, str], body: Body) -> dict[str, Any]:
         app, trigger, hook_id = scope["path"].removeprefix(WEBHOOKS_PREFIX).split("/")
-        result = await self.runtime.receive_webhook(
-            Delivery(app, trigger, hook_id, _headers(scope), body)
-        )
-        if result.challenge is not None:
-            return {"challenge": result.challenge}
-        return {"event_ids": result.event_ids, "runs_queued": result.runs_queued}
+        query = query_fields(scope.get("query_string", b"").decode("latin-1"))
+        delivery = Delivery(app, trigger, hook_id, headers, await body(), query)
+        return reads.delivery_answer(await self.runtime.receive_webhook(delivery))
 
-    async def _body(self, receive: Receive) -> bytes:
-        limit = self.runtime.config.current.settings.runtime.limits.max_payload_bytes
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                raise _Declined()  # the client went away: let the framework deal with it
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            chunks.append(chunk)
-            more = bool(message.get("more_body", False))
-            if size > limit:  # the routed endpoint answers 413
-                raise _Declined(b"".join(chunks), more)
-            if not more:
-                return b"".join(chunks)
+
+async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
+    """The request body as the connection delivers it."""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect()
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -116,17 +102,3 @@ def _headers(scope: Scope) -> dict[str, str]:
     for name, value in scope["headers"]:
         found.setdefault(name.decode("latin-1"), value.decode("latin-1"))
     return found
-
-
-def _replay(body: bytes, more: bool, receive: Receive) -> Receive:
-    """A `receive` that gives the bytes already read, then whatever the connection sends."""
-    sent = False
-
-    async def replayed() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": more}
-        return await receive()
-
-    return replayed

@@ -7,19 +7,31 @@ project's repository holds anyway.
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from rollout_yaml.engine.runtime import Runtime
 from rollout_yaml.server.errors import error_response
+from rollout_yaml.server.responses import JSONResponse
 
 
 def router(runtime: Runtime) -> APIRouter:
     api = APIRouter(tags=["operations"])
 
-    @api.get("/healthz", summary="The process is alive")
+    @api.get(
+        "/healthz",
+        summary="The process is alive",
+        description="`instance` identifies this daemon process (its address file names it "
+        "too): the command line checks it before sending the admin token.",
+    )
     async def healthz() -> JSONResponse:
-        return JSONResponse({"status": "ok"})
+        return JSONResponse(
+            {
+                "status": "ok",
+                "environment": runtime.config.current.name,
+                "instance": runtime.instance,
+            }
+        )
 
     @api.get("/readyz", summary="Configuration loaded and database reachable (else 503)")
     async def readyz() -> JSONResponse:
@@ -45,6 +57,7 @@ def router(runtime: Runtime) -> APIRouter:
                 **runtime.config.status(),
                 "webhooks": await runtime.subscriptions.status(),
                 "polls": runtime.poller.status(),
+                "runtime_automations": runtime.automations.invalid(),
             }
         )
 

@@ -8,11 +8,13 @@ import logging
 
 import httpx
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 
 from rollout_yaml.engine.connect import ConnectFailed, StateRejected
 from rollout_yaml.engine.runtime import Runtime
 from rollout_yaml.server.errors import error_response
+from rollout_yaml.server.responses import JSONResponse
+from rollout_yaml.server.schemas import ErrorOut
 
 log = logging.getLogger("rollout_yaml.server")
 
@@ -24,7 +26,18 @@ def _back_to(redirect: str, params: dict[str, str]) -> RedirectResponse:
 def router(runtime: Runtime) -> APIRouter:
     api = APIRouter(tags=["oauth"])
 
-    @api.get("/oauth/callback", summary="Finish an OAuth2 connect flow and store the tokens")
+    @api.get(
+        "/oauth/callback",
+        summary="Finish an OAuth2 connect flow and store the tokens",
+        responses={
+            303: {"description": "Back to the connect flow's `redirect`, with the outcome"},
+            400: {
+                "model": ErrorOut,
+                "description": "The `state` is missing, forged, expired or used, or the App "
+                "refused the authorization",
+            },
+        },
+    )
     async def callback(
         state: str | None = None,
         code: str | None = None,

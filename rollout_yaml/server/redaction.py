@@ -1,8 +1,8 @@
 """No secret leaves in an answer: every response body passes through `redact` on its way out.
 
 This is a last line of defence, not the only one (runs are stored redacted already). It works on
-the bytes that are sent, whatever produced them, so a new endpoint cannot forget it. Secrets are
-also looked for in their JSON-escaped spelling, since a body is usually JSON.
+the bytes that are sent, whatever produced them, so a new endpoint cannot forget it. `redact`
+looks for each secret in every spelling it may take (JSON-escaped, percent-encoded, …).
 """
 
 from __future__ import annotations
@@ -16,16 +16,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from rollout_yaml.config.secrets import redact
 
 
-def spellings(secrets: Iterable[str]) -> frozenset[str]:
-    """Each secret as written and as it appears inside a JSON string."""
-    found: set[str] = set()
-    for secret in secrets:
-        found.add(secret)
-        found.add(json.dumps(secret)[1:-1])
-        found.add(json.dumps(secret, ensure_ascii=False)[1:-1])
-    return frozenset(found)
-
-
 def redact_bytes(body: bytes, secrets: frozenset[str]) -> bytes:
     # surrogateescape round-trips any bytes, so a non-UTF-8 body is still searched and kept.
     text = body.decode("utf-8", "surrogateescape")
@@ -35,7 +25,7 @@ def redact_bytes(body: bytes, secrets: frozenset[str]) -> bytes:
 def redact_data(data: Any, secrets: Iterable[str]) -> Any:
     """A JSON-able value with every secret replaced (for the command line's output)."""
     text = json.dumps(data, ensure_ascii=False, default=str)
-    return json.loads(redact(text, spellings(secrets)))
+    return json.loads(redact(text, frozenset(secrets)))
 
 
 class RedactMiddleware:
@@ -44,13 +34,15 @@ class RedactMiddleware:
     def __init__(self, app: ASGIApp, secrets: Callable[[], Iterable[str]]) -> None:
         self.app = app
         self.secrets = secrets
-        self._cached: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
+        self._cached: frozenset[str] = frozenset()
 
-    def _spellings(self) -> frozenset[str]:
-        current = frozenset(self.secrets())
-        if current != self._cached[0]:  # the configuration was reloaded
-            self._cached = (current, spellings(current))
-        return self._cached[1]
+    def _secrets(self) -> frozenset[str]:
+        current = self.secrets()
+        if not isinstance(current, frozenset):
+            current = frozenset(current)
+        if current != self._cached:  # the configuration was reloaded
+            self._cached = current  # the same set object keeps its compiled pattern
+        return self._cached
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -70,7 +62,7 @@ class RedactMiddleware:
             chunks.append(message.get("body", b""))
             if message.get("more_body", False):
                 return
-            body = redact_bytes(b"".join(chunks), self._spellings())
+            body = redact_bytes(b"".join(chunks), self._secrets())
             headers = [
                 (name, value)
                 for name, value in start.get("headers", [])

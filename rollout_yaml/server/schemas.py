@@ -6,9 +6,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from rollout_yaml.config.types import CONSUMER_KEY_PATTERN
+from rollout_yaml.store.schema import MAX_EVENT_KEY
 
 MAX_BATCH = 500
+
+
+def _integer_id_as_text(value: Any) -> Any:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+EventId = Annotated[
+    Annotated[str, Field(min_length=1, max_length=MAX_EVENT_KEY)] | None,
+    BeforeValidator(_integer_id_as_text),
+    Field(
+        description="Your id for the event (a string or integer, at most "
+        f"{MAX_EVENT_KEY} characters): the same id again makes no new run",
+    ),
+]
 
 
 class Strict(BaseModel):
@@ -20,21 +37,8 @@ class EventIn(Strict):
 
     app: Annotated[str, Field(min_length=1, description="appKey of the trigger's App")]
     trigger: Annotated[str, Field(min_length=1, description="triggerKey of a push trigger")]
-    id: Annotated[
-        str | None,
-        Field(
-            min_length=1,
-            max_length=512,
-            description="Your id for the event (a string or integer): the same id again makes "
-            "no new run",
-        ),
-    ] = None
+    id: EventId = None
     payload: Annotated[Any, Field(description="Must match the trigger's payload_schema")]
-
-    @field_validator("id", mode="before")
-    @classmethod
-    def _integer_id_as_text(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class EventBatchIn(Strict):
@@ -55,7 +59,7 @@ class RolloutPushIn(BaseModel):
     appKey: Annotated[str, Field(min_length=1)]
     triggerKey: Annotated[str, Field(min_length=1)]
     payload: Any
-    id: str | None = None
+    id: EventId = None
 
 
 # -- responses (documentation) ---------------------------------------------------------------
@@ -64,6 +68,8 @@ class RolloutPushIn(BaseModel):
 class ErrorDetail(BaseModel):
     path: str
     message: str
+    code: str | None = Field(default=None, description="A diagnostic code (RY…) or a word")
+    help: str | None = Field(default=None, description="A one-line fix")
 
 
 class ErrorInfo(BaseModel):
@@ -134,11 +140,63 @@ class AutomationOut(BaseModel):
     consumer: str
     name: str
     blueprint: str | None
-    status: str
+    source: Literal["file", "api"] = Field(
+        description="`file`: a consumer file's (read-only here); `api`: created over the API"
+    )
+    file: str | None = Field(description="The consumer file (source `file`)")
+    line: int | None = Field(description="Its line in that file")
+    enabled: bool
+    status: Literal["ready", "invalid"] = Field(
+        description="`invalid`: no longer compiles (see `diagnostics`); kept, not run"
+    )
+    diagnostics: list[dict[str, Any]]
+    version: int | None = Field(description="Bumped on every write; send it as If-Match")
+    definition: dict[str, Any] | None = Field(
+        description="As a consumer file would hold it under `automations.<key>`"
+    )
+    custom_data: Any = None
+    created_at: str | None
+    updated_at: str | None
     trigger: dict[str, Any]
     action: dict[str, Any]
     last_run: LastRun | None
     webhook_url: str | None
+
+
+class AutomationIn(BaseModel):
+    """A blueprint with its params and credentials, or trigger, filter and action written
+    out (when `self_service.inline` allows it): what a consumer file holds under
+    `automations.<key>`. Checked exactly as `validate` checks a consumer file."""
+
+    model_config = ConfigDict(extra="allow")
+
+    key: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=100)
+    blueprint: str | None = None
+    name: str | None = None
+    enabled: bool = True
+    params: dict[str, Any] | None = None
+    credentials: dict[str, str] | None = Field(
+        None, description="`{trigger: <credentialKey>, action: <credentialKey>}`"
+    )
+    trigger: dict[str, Any] | None = None
+    filter: str | None = None
+    action: dict[str, Any] | None = None
+    custom_data: Any = Field(None, description="Free JSON of the partner's, returned as given")
+
+
+class AdminAutomationIn(AutomationIn):
+    consumer: str = Field(description="The consumerKey the automation belongs to")
+
+
+class AutomationPatchIn(BaseModel):
+    """Only these fields; `params` and `credentials` replace the stored ones whole."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool | None = None
+    params: dict[str, Any] | None = None
+    credentials: dict[str, str] | None = None
+    custom_data: Any = None
 
 
 class AutomationList(BaseModel):
@@ -161,21 +219,41 @@ class AppList(BaseModel):
 class CredentialOut(BaseModel):
     key: str
     app: str
+    source: Literal["file", "api"] = Field(
+        description="`file`: declared in the consumer file; `api`: created at run time"
+    )
     stored: bool = Field(description="Kept in the database (else given in the consumer file)")
-    declared: bool = Field(description="False: stored, but no longer in the consumer file")
+    declared: bool = Field(description="Declared in the consumer file (`source: file`)")
     status: Literal["configured", "not_connected", "active", "needs_reauth"]
+    label: str | None = Field(description="What the App's `auth.test` named (the account)")
+    tested_at: str | None = Field(description="When `auth.test` last succeeded")
     expires_at: str | None = Field(description="When the OAuth2 access token expires")
     updated_at: str | None
     error: str | None = Field(description="Why it needs to be connected again")
 
 
 class CredentialIn(Strict):
-    """Values of a credential declared `stored: true` in the consumer file."""
+    """A credential's values: of one the consumer file declares `stored: true`, or of a new
+    one declared in no file (`app` required; `key` made up when left out)."""
 
-    key: Annotated[str, Field(min_length=1, description="credentialKey")]
-    app: Annotated[str | None, Field(description="Checked against the declaration if given")] = None
+    key: Annotated[
+        str | None, Field(min_length=1, description="credentialKey (made up when left out)")
+    ] = None
+    app: Annotated[
+        str | None,
+        Field(description="The App; required for a credential no consumer file declares"),
+    ] = None
     values: Annotated[
         dict[str, Any], Field(description="Fields of the App's credentials (auth `fields`)")
+    ]
+
+
+class AdminCredentialIn(CredentialIn):
+    consumer: Annotated[
+        str,
+        Field(
+            min_length=1, max_length=200, pattern=CONSUMER_KEY_PATTERN, description="consumerKey"
+        ),
     ]
 
 
@@ -183,8 +261,21 @@ class CredentialValuesIn(Strict):
     values: dict[str, Any]
 
 
+class AuthTestOut(BaseModel):
+    ok: bool
+    status: int | None = Field(description="The App's HTTP status, if it answered")
+    label: str | None = Field(description="What `auth.label` read from the answer")
+    error: str | None = Field(description="Why the test failed (secrets redacted)")
+    tested_at: str
+
+
+class CredentialTestOut(CredentialOut):
+    test: AuthTestOut
+
+
 class ConnectOut(BaseModel):
     authorize_url: str
+    credential: str = Field(description="The credential it connects (new when not given)")
 
 
 class CredentialList(BaseModel):
@@ -193,12 +284,16 @@ class CredentialList(BaseModel):
 
 
 REQUEST_MODELS: tuple[type[BaseModel], ...] = (
+    AutomationIn,
+    AdminAutomationIn,
+    AutomationPatchIn,
     EventIn,
     EventBatchIn,
     AdminEventIn,
     AdminEventBatchIn,
     RolloutPushIn,
     CredentialIn,
+    AdminCredentialIn,
     CredentialValuesIn,
 )
 
@@ -221,3 +316,25 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (422, "The request fails a schema; `details` has the JSON path of each problem"),
     )
 }
+
+
+class NotificationOut(BaseModel):
+    """One partner notification (`notify:`): the body as sent, and how its delivery goes."""
+
+    id: Annotated[str, Field(description="The `webhook-id` of every delivery of it")]
+    type: str
+    status: Annotated[
+        Literal["pending", "delivered", "failing"],
+        Field(description="failing: not delivered yet, at least one delivery failed"),
+    ]
+    attempts: int
+    created_at: str
+    delivered_at: str | None
+    next_attempt_at: str | None
+    last_error: str | None
+    payload: Annotated[Any, Field(description="`{type, timestamp, data}`, as delivered")]
+
+
+class NotificationList(BaseModel):
+    notifications: list[NotificationOut]
+    next_cursor: str | None

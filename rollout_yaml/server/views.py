@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from rollout_yaml.engine.automations import Listed
 from rollout_yaml.expr.compiled import CompiledApp, CompiledAutomation, CompiledEnvironment
 from rollout_yaml.store.records import Attempt, Run, StoredCredential
 
@@ -81,7 +82,8 @@ def automation_view(
         "consumer": automation.consumer,
         "name": automation.name,
         "blueprint": automation.blueprint,
-        "status": "enabled" if automation.enabled else "disabled",
+        "enabled": automation.enabled,
+        "status": "ready",
         "trigger": {
             "app": automation.trigger_app,
             "trigger": automation.trigger_key,
@@ -97,6 +99,59 @@ def automation_view(
         # set for webhook triggers once the runner has made the automation's hookId
         "webhook_url": webhook_url,
     }
+
+
+def listed_view(
+    listed: Listed, last_run: Run | None, webhook_url: str | None = None
+) -> dict[str, Any]:
+    """An automation of a consumer file (`source: file`, with its file and line) or one
+    created over the API (`source: api`, with its version, definition and status)."""
+    compiled, stored = listed.compiled, listed.stored
+    if stored is None:
+        assert compiled is not None
+        line, _ = compiled.location()
+        view = automation_view(compiled, last_run, webhook_url)
+        view.update(
+            source="file",
+            file=compiled.file,
+            line=line,
+            version=None,
+            definition=None,
+            custom_data=None,
+            diagnostics=[],
+            created_at=None,
+            updated_at=None,
+        )
+        return view
+    if compiled is not None:
+        view = automation_view(compiled, last_run, webhook_url)
+    else:  # invalid: what the definition says, as far as it says it
+        definition = stored.definition
+        trigger, action = definition.get("trigger"), definition.get("action")
+        view = {
+            "key": stored.key,
+            "consumer": stored.consumer,
+            "name": str(definition.get("name") or stored.key),
+            "blueprint": definition.get("blueprint"),
+            "trigger": trigger if isinstance(trigger, dict) else {},
+            "action": action if isinstance(action, dict) else {},
+            "last_run": last_run_view(last_run),
+            "webhook_url": None,
+        }
+    view.update(
+        source="api",
+        file=None,
+        line=None,
+        enabled=stored.enabled,
+        status=str(stored.status),
+        version=stored.version,
+        definition=stored.definition,
+        custom_data=stored.custom_data,
+        diagnostics=list(stored.diagnostics),
+        created_at=iso(stored.created_at),
+        updated_at=iso(stored.updated_at),
+    )
+    return view
 
 
 def app_view(app: CompiledApp) -> dict[str, Any]:
@@ -131,8 +186,9 @@ def credential_views(
     env: CompiledEnvironment, consumer: str, stored: Sequence[StoredCredential] = ()
 ) -> list[dict[str, Any]]:
     """A consumer's credentials, named and typed, with the status of stored ones; never their
-    values. `status`: `configured` (values in the consumer file), `not_connected`, `active` or
-    `needs_reauth`."""
+    values. `source`: `file` (declared in the consumer file) or `api` (created at run time:
+    over the API or by a connect flow, or stored under a declaration since removed). `status`:
+    `configured` (values in the consumer file), `not_connected`, `active` or `needs_reauth`."""
     found = env.consumers.get(consumer)
     rows = {row.key: row for row in stored if row.consumer == consumer}
     views = []
@@ -140,7 +196,7 @@ def credential_views(
         row = rows.pop(key, None)
         status = "configured" if not credential.stored else "not_connected"
         views.append(_credential_view(key, credential.app, credential.stored, status, row))
-    for key, row in sorted(rows.items()):  # stored, no longer declared: shown, to be deleted
+    for key, row in sorted(rows.items()):
         views.append(_credential_view(key, row.app, True, str(row.status), row, declared=False))
     return views
 
@@ -157,9 +213,12 @@ def _credential_view(
     return {
         "key": key,
         "app": app,
+        "source": "file" if declared else "api",
         "stored": stored,
         "declared": declared,
         "status": str(row.status) if row is not None and stored else status,
+        "label": row.label if row is not None else None,
+        "tested_at": iso(row.tested_at) if row is not None else None,
         "expires_at": iso(row.expires_at) if row is not None else None,
         "updated_at": iso(row.updated_at) if row is not None else None,
         "error": row.error if row is not None else None,

@@ -9,12 +9,13 @@ because signatures cover the exact bytes sent.
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from rollout_yaml.engine.runtime import Runtime
-from rollout_yaml.engine.webhooks import Delivery
+from rollout_yaml.engine.webhooks import Delivery, query_fields
+from rollout_yaml.server import reads
 from rollout_yaml.server.body import read_limited
+from rollout_yaml.server.responses import JSONResponse
 from rollout_yaml.server.schemas import ErrorOut
 
 
@@ -48,10 +49,9 @@ def router(runtime: Runtime) -> APIRouter:
     async def receive(app: str, trigger: str, hook_id: str, request: Request) -> JSONResponse:
         limit = runtime.config.current.settings.runtime.limits.max_payload_bytes
         body = await read_limited(request, limit)
-        delivery = Delivery(app, trigger, hook_id, dict(request.headers), body)
-        result = await runtime.receive_webhook(delivery)
-        if result.challenge is not None:
-            return JSONResponse({"challenge": result.challenge})
-        return JSONResponse({"event_ids": result.event_ids, "runs_queued": result.runs_queued})
+        delivery = Delivery(
+            app, trigger, hook_id, dict(request.headers), body, query_fields(request.url.query)
+        )
+        return JSONResponse(reads.delivery_answer(await runtime.receive_webhook(delivery)))
 
     return api
