@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -48,7 +49,30 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+LEVEL_COLOUR = {
+    "DEBUG": "\x1b[2m",
+    "INFO": "\x1b[32m",
+    "WARNING": "\x1b[1;33m",
+    "ERROR": "\x1b[1;31m",
+    "CRITICAL": "\x1b[1;37;41m",
+}
+DIM, RESET = "\x1b[2m", "\x1b[0m"
+
+
+def wants_colour(stream: object) -> bool:
+    """A terminal, and no NO_COLOR (https://no-color.org) in the environment."""
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and not os.environ.get("NO_COLOR")
+
+
 class TextFormatter(logging.Formatter):
+    """`12:00:01 INFO    message  [consumer=acme]`; with `colour`, the level in its colour and
+    the time and context dimmed (the text is the same)."""
+
+    def __init__(self, colour: bool = False) -> None:
+        super().__init__()
+        self.colour = colour
+
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
         context = " ".join(
@@ -56,16 +80,23 @@ class TextFormatter(logging.Formatter):
             for name in CONTEXT_FIELDS
             if getattr(record, name, None) is not None
         )
-        return f"{stamp} {record.levelname:<7} {record.getMessage()}" + (
-            f"  [{context}]" if context else ""
-        )
+        level = f"{record.levelname:<7}"
+        tail = f"  [{context}]" if context else ""
+        if self.colour:
+            colour = LEVEL_COLOUR.get(record.levelname, "")
+            stamp = f"{DIM}{stamp}{RESET}"
+            level = f"{colour}{level}{RESET}" if colour else level
+            tail = f"{DIM}{tail}{RESET}" if tail else ""
+        return f"{stamp} {level} {record.getMessage()}{tail}"
 
 
 def configure(
     log_format: str, secrets: Callable[[], frozenset[str]], level: int = logging.INFO
 ) -> logging.Handler:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    handler.setFormatter(
+        JsonFormatter() if log_format == "json" else TextFormatter(wants_colour(sys.stderr))
+    )
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
     for existing in list(root.handlers):

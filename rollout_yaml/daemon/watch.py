@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import os
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -15,13 +16,19 @@ from watchdog.observers.api import ObservedWatch
 log = logging.getLogger("rollout_yaml.daemon")
 
 SETTLE_SECONDS = 0.1
+# One consumer file closed after writing (or renamed into place) is complete and stands alone:
+# the reload need not wait out a whole burst window. Anything else (several files, a file still
+# being written, a release rewritten by git) waits SETTLE_SECONDS of quiet.
+SETTLE_ONE_CONSUMER = 0.02
+COMPLETE = frozenset({"closed", "moved"})
 WATCHED_SUFFIXES = (".yaml", ".yml", ".env")
 IGNORED_FOLDERS = frozenset({".rollout", ".git", "__pycache__"})
 CHANGES = frozenset({"created", "modified", "deleted", "moved", "closed"})
+MTIME_MARGIN = 0.05
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, notify: Callable[[str], None]) -> None:
+    def __init__(self, notify: Callable[[str, bool], None]) -> None:
         self._notify = notify
 
     def on_any_event(self, event: FileSystemEvent) -> None:
@@ -32,9 +39,22 @@ class _Handler(FileSystemEventHandler):
             if not path or IGNORED_FOLDERS & set(Path(path).parts):
                 continue  # the database and logs change all the time; they are not config
             structural = event.is_directory and event.event_type in ("created", "deleted", "moved")
-            if path.endswith(WATCHED_SUFFIXES) or structural:
-                self._notify(path)
+            if _is_config_file(path) or structural:
+                self._notify(path, event.event_type in COMPLETE and not event.is_directory)
                 return
+
+
+def _is_config_file(path: str) -> bool:
+    return path.endswith(WATCHED_SUFFIXES)
+
+
+def _watched_files(folder: Path) -> Iterator[Path]:
+    """The configuration files under `folder`, the ignored folders left unvisited."""
+    for directory, subfolders, files in os.walk(folder):
+        subfolders[:] = [name for name in subfolders if name not in IGNORED_FOLDERS]
+        for name in files:
+            if _is_config_file(name):
+                yield Path(directory, name)
 
 
 def watched_folders(root: Path, env_dir: Path, release: str) -> list[Path]:
@@ -47,12 +67,13 @@ def watched_folders(root: Path, env_dir: Path, release: str) -> list[Path]:
 
 
 class Watcher:
-    """Calls `reload` once a burst of changes has been quiet for `settle` seconds."""
+    """Calls `reload` with the paths that changed once a burst of changes has been quiet for
+    `settle` seconds."""
 
     def __init__(
         self,
         folders: list[Path],
-        reload: Callable[[], Awaitable[None]],
+        reload: Callable[[frozenset[Path]], Awaitable[None]],
         settle: float = SETTLE_SECONDS,
     ) -> None:
         self._folders = [f for f in folders if f.is_dir()]
@@ -65,6 +86,7 @@ class Watcher:
         self._pending: asyncio.TimerHandle | None = None
         self._running: asyncio.Task[None] | None = None
         self._again = False
+        self._changes: set[Path] = set()
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -98,6 +120,17 @@ class Watcher:
             with contextlib.suppress(KeyError, OSError):
                 self._observer.unschedule(watch)
 
+    def catch_up(self, since: float) -> None:
+        """Treat each watched file saved at or after `since` (a wall-clock time) as changed:
+        saved between reading the configuration and starting to watch, it would otherwise be
+        missed until its next save. The margin covers the file system's coarse timestamps; a
+        file saved just before costs one needless reload."""
+        for folder in self._folders:
+            for path in _watched_files(folder):
+                with contextlib.suppress(OSError):
+                    if path.stat().st_mtime >= since - MTIME_MARGIN:
+                        self._changed(str(path), complete=True)
+
     def watch(self, folders: list[Path]) -> None:
         """Watch these folders from now on (an environment switched between live and frozen)."""
         wanted = [f for f in folders if f.is_dir()]
@@ -119,18 +152,30 @@ class Watcher:
         if self._pending is not None:
             self._pending.cancel()
 
-    def _changed_in_thread(self, path: str) -> None:
+    def _changed_in_thread(self, path: str, complete: bool) -> None:
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._changed, path)
+            self._loop.call_soon_threadsafe(self._changed, path, complete)
 
-    def _changed(self, path: str) -> None:
+    def _changed(self, path: str, complete: bool = False) -> None:
         log.debug("changed: %s", path)
+        self._changes.add(Path(path))
         if self._observer is not None and Path(path).parent in self._folders:
             self._watch_new_folders()  # a folder created at the top (a new `release/`)
         if self._pending is not None:
             self._pending.cancel()
         assert self._loop is not None
-        self._pending = self._loop.call_later(self._settle, self._fire)
+        self._pending = self._loop.call_later(self._delay(complete), self._fire)
+
+    def _delay(self, complete: bool) -> float:
+        """How long to wait for more changes: short when the burst so far is one live consumer
+        file that is fully written, the whole window otherwise."""
+        if not complete or len(self._changes) != 1:
+            return self._settle
+        (changed,) = self._changes
+        parts = changed.parts
+        if "release" in parts or len(parts) < 2 or parts[-2] != "consumers":
+            return self._settle
+        return min(self._settle, SETTLE_ONE_CONSUMER)
 
     def _fire(self) -> None:
         self._pending = None
@@ -142,8 +187,9 @@ class Watcher:
     async def _run(self) -> None:
         while True:
             self._again = False
+            changes, self._changes = frozenset(self._changes), set()
             try:
-                await self._reload()
+                await self._reload(changes)
             except Exception:
                 log.exception("reload failed")
             if not self._again:
