@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -12,9 +12,10 @@ import click
 import yaml
 from rich.console import Console
 
-from rollout_yaml.config.project import Layout, find_project
+from rollout_yaml.config.project import Layout, is_project, nearest_project
 
 if TYPE_CHECKING:
+    from rollout_yaml.config.diagnostics import Diagnostic
     from rollout_yaml.expr.compiled import CompiledAutomation, CompiledEnvironment
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -23,10 +24,24 @@ EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def project_option(func: F) -> F:
-    """`--project DIR` on every command: the folder holding connectors/ and environments/."""
+    """`--project DIR` on every command: the folder holding connectors/ and environments/.
+
+    Outside any project a command says so and exits 2, rather than checking an empty one."""
 
     def resolve(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Layout:
-        return Layout(find_project(value) if value is None else value.resolve())
+        if value is not None:
+            root = value.resolve()
+            if not is_project(root):
+                fail(f"no project in {value} (it has neither connectors/ nor environments/)")
+            return Layout(root)
+        found = nearest_project()
+        if found is None:
+            fail(
+                f"no project here (looked for connectors/ or environments/ from {Path.cwd()} "
+                "upwards)"
+            )
+        assert found is not None
+        return Layout(found)
 
     return click.option(
         "--project",
@@ -50,7 +65,18 @@ def format_option(func: F) -> F:
 
 
 def console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    """rich on standard output (or error): colour on a terminal unless NO_COLOR is set, plain
+    text when piped."""
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False)
+
+
+def print_diagnostics(
+    diagnostics: Sequence[Diagnostic], root: Path | None, *, err: bool = False
+) -> None:
+    """Diagnostics as `validate` shows them, with their count."""
+    from rollout_yaml.config.render import print_lines, report_lines
+
+    print_lines(console(stderr=err), report_lines(diagnostics, root))
 
 
 def print_json(data: Any) -> None:
@@ -71,13 +97,12 @@ def fail(message: str, code: int = EXIT_USAGE) -> None:
 def compiled_or_exit(layout: Layout, env: str, **options: Any) -> CompiledEnvironment:
     """The compiled environment; with errors, they are printed and the command exits 1 (it
     would act on a configuration the runner refuses)."""
-    from rollout_yaml.config.diagnostics import format_text
     from rollout_yaml.expr.compiler import load_and_compile
 
     compiled, diagnostics = load_and_compile(layout, env, **options)
     errors = [d for d in diagnostics if d.is_error]
     if compiled is None or errors:
-        click.echo(format_text(errors or diagnostics, layout.root), err=True)
+        print_diagnostics(errors or diagnostics, layout.root, err=True)
         sys.exit(EXIT_CHECK_FAILED)
     return compiled
 

@@ -1,4 +1,4 @@
-"""`rollout-yaml credentials list|set|delete|rotate`: a consumer's stored credentials.
+"""`rollout-yaml credentials list|set|test|delete|rotate`: a consumer's stored credentials.
 
 Like `runs`, these go to the running daemon's admin API when it answers and to the database
 otherwise (a SQLite file is the daemon's while it runs). Values are never printed: `list`
@@ -28,8 +28,10 @@ from rollout_yaml.cli.common import (
 )
 from rollout_yaml.cli.daemon_link import DaemonRefused, DaemonUnreachable, Environment, url_option
 from rollout_yaml.config.project import Layout
+from rollout_yaml.engine import auth_test
 from rollout_yaml.engine.cipher import EncryptionKeyError
-from rollout_yaml.engine.credentials import CredentialRejected, Credentials
+from rollout_yaml.engine.credentials import CredentialRejected, Credentials, in_use
+from rollout_yaml.engine.outbound import Outbound
 from rollout_yaml.engine.runtime import owner_id
 from rollout_yaml.http.client import AppClients
 from rollout_yaml.server.views import credential_views
@@ -121,13 +123,15 @@ def list_credentials(
         out.print("no credentials")
         return
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for name in ("key", "app", "status", "expires", "updated", "error"):
+    for name in ("key", "app", "source", "label", "status", "expires", "updated", "error"):
         table.add_column(name)
     for view in views:
         status = view["status"]
         table.add_row(
             view["key"],
             view["app"],
+            view.get("source") or "",
+            view.get("label") or "",
             f"[{STATUS_STYLE.get(status, '')}]{status}[/]" if status in STATUS_STYLE else status,
             view.get("expires_at") or "",
             view.get("updated_at") or "",
@@ -151,6 +155,9 @@ def _pairs(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--env", required=True, help="The environment (environments/<env>/).")
 @click.option("--consumer", required=True, help="The consumer the credential belongs to.")
 @click.argument("key")
+@click.option(
+    "--app", default=None, help="The App of a credential no consumer file declares (created)."
+)
 @click.option("--value", "values", multiple=True, help="NAME=VALUE of a field that is no secret.")
 @click.option(
     "--secret",
@@ -164,23 +171,29 @@ def set_credential(
     env: str,
     consumer: str,
     key: str,
+    app: str | None,
     values: tuple[str, ...],
     secret_names: tuple[str, ...],
     url: str | None,
 ) -> None:
-    """Store the values of credential KEY (declared `stored: true` in the consumer file),
-    encrypted with the environment's encryption_key."""
+    """Store the values of credential KEY (declared `stored: true` in the consumer file, or,
+    with --app, one no file declares), encrypted with the environment's encryption_key."""
     target = daemon_link.load(layout, env, url)
-    _check_consumer(target, consumer)
+    if app is None:  # a credential of a consumer file; with --app, of any consumer
+        _check_consumer(target, consumer)
     given: dict[str, Any] = _pairs(values)
     for name in secret_names:
         given[name] = click.prompt(name, hide_input=True, err=True)
     if not given:
         fail("give the credential's fields with --value NAME=VALUE and/or --secret NAME")
     try:
-        view = daemon_link.admin_call(
-            target, "PUT", f"/admin/v1/credentials/{consumer}/{key}", body={"values": given}
-        )
+        if app is None:
+            view = daemon_link.admin_call(
+                target, "PUT", f"/admin/v1/credentials/{consumer}/{key}", body={"values": given}
+            )
+        else:
+            body = {"consumer": consumer, "key": key, "app": app, "values": given}
+            view = daemon_link.admin_call(target, "POST", "/admin/v1/credentials", body=body)
     except DaemonRefused as exc:
         fail(f"the daemon refused: {exc.message}", EXIT_CHECK_FAILED)
         return
@@ -188,7 +201,7 @@ def set_credential(
 
         async def put(store: Store, service: Credentials) -> dict[str, Any]:
             try:
-                await service.put(target.compiled, consumer, key, given)
+                await service.put(target.compiled, consumer, key, given, app)
             except CredentialRejected as exc:
                 fail(str(exc), EXIT_CHECK_FAILED)
             rows = await store.list_credentials(consumer)
@@ -197,6 +210,44 @@ def set_credential(
 
         view = _offline(target, put)
     click.echo(f"stored credential `{key}` of `{consumer}` (app {view['app']}, {view['status']})")
+
+
+@credentials.command("test")
+@project_option
+@click.option("--env", required=True, help="The environment (environments/<env>/).")
+@click.option("--consumer", required=True, help="The consumer the credential belongs to.")
+@click.argument("key")
+@url_option
+def test_credential(layout: Layout, env: str, consumer: str, key: str, url: str | None) -> None:
+    """Try credential KEY with its App's `auth.test`; the label it reads (the account's name)
+    is kept with the credential. Exits 1 when the App refuses it."""
+    target = daemon_link.load(layout, env, url)
+    try:
+        answer = daemon_link.admin_call(
+            target, "POST", f"/admin/v1/credentials/{consumer}/{key}/test"
+        )
+        result = dict(answer["test"])
+    except DaemonRefused as exc:
+        fail(f"the daemon refused: {exc.message}", EXIT_CHECK_FAILED)
+        return
+    except DaemonUnreachable:
+
+        async def run(_store: Store, service: Credentials) -> dict[str, Any]:
+            outbound = Outbound(service.clients, service)
+            try:
+                found = await auth_test.run(outbound, service, target.compiled, consumer, key)
+            except CredentialRejected as exc:
+                fail(str(exc), EXIT_CHECK_FAILED)
+                raise  # unreachable
+            return found.view()
+
+        result = _offline(target, run)
+    if not result["ok"]:
+        status = f"HTTP {result['status']}: " if result.get("status") else ""
+        message = f"credential `{key}` of `{consumer}` failed its test: {status}{result['error']}"
+        fail(message, EXIT_CHECK_FAILED)
+    label = f" as {result['label']}" if result.get("label") else ""
+    click.echo(f"credential `{key}` of `{consumer}` works{label}")
 
 
 @credentials.command("delete")
@@ -215,6 +266,10 @@ def delete_credential(layout: Layout, env: str, consumer: str, key: str, url: st
         fail(f"the daemon refused: {exc.message}", EXIT_CHECK_FAILED)
         return
     except DaemonUnreachable:
+        using = in_use(target.compiled, consumer, key)
+        if using:
+            names = ", ".join(f"`{a.key}` ({a.file})" for a in using)
+            fail(f"credential `{key}` is used by automation(s) {names}", EXIT_CHECK_FAILED)
 
         async def delete(store: Store, _credentials: Credentials) -> bool:
             return await store.delete_credential(consumer, key)

@@ -4,6 +4,10 @@
 talk to its admin API. `runs list|show` ask the daemon first and open the database file only
 when no daemon answers: a SQLite store is held under an exclusive lock by the process that
 runs it, so while the daemon runs, the file is not ours to open.
+
+The daemon is the one whose address file names this environment and a live process
+(`server/address.py`), and it must answer `/healthz` with that file's instance id before the
+admin token is sent; or the one `--url` names. No address is guessed from `server.port`.
 """
 
 from __future__ import annotations
@@ -16,12 +20,11 @@ from typing import Any, TypeVar, cast
 import click
 import httpx
 
-from rollout_yaml.cli.common import EXIT_USAGE, fail
-from rollout_yaml.config.diagnostics import format_text
+from rollout_yaml.cli.common import EXIT_USAGE, fail, print_diagnostics
 from rollout_yaml.config.project import Layout
 from rollout_yaml.expr.compiled import CompiledEnvironment
 from rollout_yaml.expr.compiler import load_and_compile
-from rollout_yaml.server.address import local_url, read_address
+from rollout_yaml.server.address import read_address
 from rollout_yaml.server.redaction import redact_data
 from rollout_yaml.server.views import run_view
 from rollout_yaml.store.base import DatabaseUnavailable, Store
@@ -36,8 +39,8 @@ TIMEOUT = 10.0
 url_option = click.option(
     "--url",
     default=None,
-    help="The daemon's address (default: the one the running daemon published, else "
-    "server.host and server.port).",
+    help="The daemon's address (default: the one this environment's running daemon "
+    "published in its folder).",
 )
 
 
@@ -61,7 +64,8 @@ class Environment:
     layout: Layout
     name: str
     compiled: CompiledEnvironment
-    url: str
+    url: str | None  # None: no daemon runs this environment from this folder
+    instance: str | None = None  # the instance id the daemon must answer with (from its file)
 
     @property
     def secrets(self) -> frozenset[str]:
@@ -77,7 +81,7 @@ def load(layout: Layout, env: str, url: str | None = None) -> Environment:
     `--url`, else the one a running daemon published, else the `server:` settings."""
     compiled, diagnostics = load_and_compile(layout, env)
     if compiled is None:
-        click.echo(format_text(diagnostics, layout.root), err=True)
+        print_diagnostics(diagnostics, layout.root, err=True)
         fail(f"environment `{env}` cannot be loaded")
     assert compiled is not None
     errors = [d for d in diagnostics if d.is_error]
@@ -87,13 +91,34 @@ def load(layout: Layout, env: str, url: str | None = None) -> Environment:
             f"see `rollout-yaml validate --env {env}`",
             err=True,
         )
-    found = url or read_address(layout.env_dir(env)) or daemon_url(compiled)
-    return Environment(layout, env, compiled, found.rstrip("/"))
+    if url is not None:
+        return Environment(layout, env, compiled, url.rstrip("/"))
+    address = read_address(layout.env_dir(env), env)
+    if address is None:
+        return Environment(layout, env, compiled, None)
+    return Environment(layout, env, compiled, address.url.rstrip("/"), address.instance)
 
 
-def daemon_url(env: CompiledEnvironment) -> str:
-    """The address `server:` configures (a daemon started with --port publishes its own)."""
-    return local_url(env.settings.server.host, env.settings.server.port)
+def verified_url(env: Environment) -> str:
+    """The daemon's URL once the process there proved to be this environment's daemon."""
+    if env.url is None:
+        raise DaemonUnreachable(
+            f"no rollout-yaml daemon runs environment `{env.name}` from this folder "
+            "(no address published in .rollout/daemon.json); start one, or pass --url"
+        )
+    if env.instance is None:  # --url: the caller named the daemon
+        return env.url
+    try:
+        answer = httpx.get(env.url + "/healthz", timeout=TIMEOUT).json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise DaemonUnreachable(f"no rollout-yaml daemon answers at {env.url} ({exc})") from exc
+    found = answer.get("instance") if isinstance(answer, dict) else None
+    if found != env.instance:
+        raise DaemonUnreachable(
+            f"the process at {env.url} is not the daemon of environment `{env.name}` that "
+            "published this address (another daemon took its port?); nothing was sent to it"
+        )
+    return env.url
 
 
 # -- the daemon ----------------------------------------------------------------------------
@@ -115,17 +140,18 @@ def admin_call(
             "cannot be used"
         )
     query = {k: v for k, v in (params or {}).items() if v is not None}
+    url = verified_url(env)
     try:
         response = httpx.request(
             method,
-            env.url + path,
+            url + path,
             params=query,
             json=body,
             headers={"Authorization": f"Bearer {token}"},
             timeout=TIMEOUT,
         )
     except httpx.TransportError as exc:
-        raise DaemonUnreachable(f"no rollout-yaml daemon answers at {env.url} ({exc})") from exc
+        raise DaemonUnreachable(f"no rollout-yaml daemon answers at {url} ({exc})") from exc
     try:
         data = response.json()
     except ValueError:

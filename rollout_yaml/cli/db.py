@@ -10,8 +10,7 @@ import asyncio
 
 import click
 
-from rollout_yaml.cli.common import fail, project_option
-from rollout_yaml.config.diagnostics import format_text
+from rollout_yaml.cli.common import fail, print_diagnostics, project_option
 from rollout_yaml.config.project import Layout
 from rollout_yaml.expr.compiler import load_and_compile
 from rollout_yaml.store.base import DatabaseUnavailable
@@ -31,7 +30,7 @@ def migrate(layout: Layout, env: str) -> None:
     """Apply the migrations the database does not have yet."""
     compiled, diagnostics = load_and_compile(layout, env)
     if compiled is None:
-        click.echo(format_text(diagnostics, layout.root), err=True)
+        print_diagnostics(diagnostics, layout.root, err=True)
         fail(f"environment `{env}` cannot be loaded")
         return
     try:

@@ -25,6 +25,8 @@ COMMANDS: dict[str, str] = {
     "diff": "rollout_yaml.cli.promote:diff",
     "promote": "rollout_yaml.cli.promote:promote_command",
     "credentials": "rollout_yaml.cli.credentials:credentials",
+    "automations": "rollout_yaml.cli.automations:automations",
+    "explain": "rollout_yaml.cli.explain:explain",
 }
 
 

@@ -24,12 +24,14 @@ from rollout_yaml.cli.common import (
     format_option,
     project_option,
 )
+from rollout_yaml.cli.progress import Counter, progress_counter
 from rollout_yaml.config.diagnostics import Severity
 from rollout_yaml.config.project import Layout
 from rollout_yaml.config.secrets import redact
 from rollout_yaml.engine.credentials import Credentials
 from rollout_yaml.engine.live_config import LiveConfig
 from rollout_yaml.engine.metrics import Metrics
+from rollout_yaml.engine.outbound import Outbound
 from rollout_yaml.engine.poller import PolledItemView, Poller, PollReport
 from rollout_yaml.engine.polls import PollFailed, PollFetch, PollGroup, group_of
 from rollout_yaml.engine.runtime import owner_id
@@ -110,7 +112,8 @@ async def _poll(
                 lease=0.0,  # the queued runs are the runner's to claim at once
                 credentials=Credentials(store, clients, owner),
             )
-            report = await poller.poll_group(group, force=True)
+            with progress_counter("polling and storing"):
+                report = await poller.poll_group(group, force=True)
             if report is None:
                 fail("another process is polling this group right now; try again")
             assert report is not None
@@ -143,6 +146,18 @@ async def _reader(
 async def _look(
     env: CompiledEnvironment, group: PollGroup, clients: AppClients, store: Store | None
 ) -> PollReport:
+    """One poll, every page, read only; a terminal shows the pages as they come."""
+    with progress_counter("polling") as progress:
+        return await _pages(env, group, clients, store, progress)
+
+
+async def _pages(
+    env: CompiledEnvironment,
+    group: PollGroup,
+    clients: AppClients,
+    store: Store | None,
+    progress: Counter | None,
+) -> PollReport:
     state: dict[str, Any] | None = None
     if store is not None:
         found = (await store.load_states(group.state_key)).get(group.state_key)
@@ -150,7 +165,8 @@ async def _look(
     initial = state is None or not state.get("initialized")
     # stored credentials are read (and OAuth2 tokens refreshed) when the database is free
     credentials = Credentials(store, clients, owner_id()) if store is not None else None
-    fetch = PollFetch(env, group, clients, state.get("cursor") if state else None, credentials)
+    outbound = Outbound(clients, credentials)
+    fetch = PollFetch(env, group, outbound, state.get("cursor") if state else None)
     report = PollReport(
         group.key,
         cursor_before=fetch.cursor,
@@ -168,15 +184,14 @@ async def _look(
             report.items.extend(
                 PolledItemView(i.id, i.id not in known, i.payload) for i in page.items
             )
-            if sys.stderr.isatty():
-                click.echo(f"\rpage {page.number}: {len(every_item)} items", nl=False, err=True)
+            if progress is not None:
+                progress.describe(f"polling: page {page.number}, {len(every_item)} items")
+                progress.advance()
         report.cursor_after = fetch.next_cursor(every_item)
         report.stopped = fetch.stopped
     except PollFailed as failed:
         report.error = str(failed)
         report.stopped = "failed"
-    if sys.stderr.isatty() and report.pages:
-        click.echo("", err=True)
     report.without_id = fetch.without_id
     report.redact = fetch.secrets
     return report

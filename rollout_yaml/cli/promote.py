@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import click
+from rich.text import Text
 
 from rollout_yaml.cli.common import (
     EXIT_CHECK_FAILED,
@@ -16,11 +15,13 @@ from rollout_yaml.cli.common import (
     console,
     fail,
     format_option,
+    print_diagnostics,
     print_json,
     project_option,
 )
-from rollout_yaml.config.diagnostics import format_text
+from rollout_yaml.cli.progress import progress_bar
 from rollout_yaml.config.project import Layout
+from rollout_yaml.config.render import print_lines
 from rollout_yaml.gitops.promote import CannotPromote, Plan, compute_diff, plan_promotion, promote
 
 
@@ -40,9 +41,9 @@ def diff(layout: Layout, source: str, target: str, output_format: str) -> None:
     if output_format == "json":
         print_json({**changes.to_dict(), "problems": [d.to_dict() for d in problems]})
     else:
-        click.echo(changes.to_text())
+        print_diff(changes.to_text())
         if problems:
-            click.echo(format_text(problems, layout.root), err=True)
+            print_diagnostics(problems, layout.root, err=True)
     sys.exit(EXIT_CHECK_FAILED if problems else EXIT_OK)
 
 
@@ -52,22 +53,48 @@ def diff(layout: Layout, source: str, target: str, output_format: str) -> None:
 @click.argument("target")
 @click.option("--check", is_flag=True, help="Validate and check only; write nothing (for CI).")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation on a terminal.")
+@click.option(
+    "--database",
+    default=None,
+    help="The target's database URL: also check the automations created there over the API "
+    "(each one that would turn invalid is named).",
+)
 @format_option
 def promote_command(
-    layout: Layout, source: str, target: str, check: bool, yes: bool, output_format: str
+    layout: Layout,
+    source: str,
+    target: str,
+    check: bool,
+    yes: bool,
+    database: str | None,
+    output_format: str,
 ) -> None:
     """Freeze what SOURCE runs into TARGET's release/, after checking that no automation of
     TARGET breaks. Never copies consumer files, credentials, secrets or databases."""
+    from rollout_yaml.cli.validate import consumer_files
+
     try:
-        with _progress(f"checking {target} against {source}", output_format):
-            plan = plan_promotion(layout, source, target)
+        total = 2 * consumer_files(layout, [source, target]) if output_format == "text" else 0
+        with progress_bar(f"checking {target} against {source}", total) as progress:
+            plan = plan_promotion(layout, source, target, progress=progress)
     except CannotPromote as exc:
         fail(str(exc), EXIT_USAGE)
         return
+    if database is not None and not plan.source_errors:
+        from rollout_yaml.cli.promote_database import runtime_breakages
+        from rollout_yaml.store.base import DatabaseUnavailable
+
+        try:
+            checked, broken = runtime_breakages(layout, plan, database)
+        except (DatabaseUnavailable, OSError) as exc:
+            fail(f"cannot read the target's database: {exc}", EXIT_USAGE)
+            return
+        plan.checked_automations += checked
+        plan.broken.extend(broken)
     written: list[str] = []
     if plan.ok and not check and plan.needs_writing:
         if output_format == "text":
-            click.echo(plan.diff.to_text())
+            print_diff(plan.diff.to_text())
         if not yes and sys.stdin.isatty() and sys.stderr.isatty():
             where = layout.display(plan.target_dir)
             if not click.confirm(f"Write {where}/?", default=False, err=True):
@@ -84,14 +111,21 @@ def promote_command(
 promote_command.name = "promote"
 
 
-@contextlib.contextmanager
-def _progress(what: str, output_format: str) -> Iterator[None]:
-    """A spinner on a terminal; nothing when piped or asked for JSON."""
-    if output_format != "text" or not sys.stderr.isatty():
-        yield
-        return
-    with console(stderr=True).status(what + "…"):
-        yield
+DIFF_STYLE = {"+": "green", "-": "red", "~": "yellow"}
+
+
+def diff_lines(text: str) -> list[Text]:
+    """The diff's text, each added, removed and changed line in its colour (on a terminal)."""
+    lines = []
+    for line in text.splitlines():
+        sign = line.lstrip()[:2]
+        style = DIFF_STYLE.get(sign[0], "") if len(sign) == 2 and sign[1] == " " else ""
+        lines.append(Text(line, style=style or ("bold" if line.endswith(":") else "")))
+    return lines
+
+
+def print_diff(text: str) -> None:
+    print_lines(console(), diff_lines(text))
 
 
 def _report(layout: Layout, plan: Plan, check: bool, written: list[str]) -> dict[str, Any]:
@@ -112,11 +146,11 @@ def _report(layout: Layout, plan: Plan, check: bool, written: list[str]) -> dict
 def _print_text(layout: Layout, plan: Plan, check: bool, written: list[str]) -> None:
     source, target = plan.source, plan.target
     if plan.source_errors:
-        click.echo(format_text(plan.source_errors, layout.root))
+        print_diagnostics(plan.source_errors, layout.root)
         click.echo(f"refused: {source} does not validate; fix it before promoting it")
         return
     if not written:
-        click.echo(plan.diff.to_text())
+        print_diff(plan.diff.to_text())
     if plan.broken:
         automations = {(b.consumer, b.automation) for b in plan.broken if b.automation}
         what = f"{len(automations)} {target} automation(s)" if automations else target

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 
 import click
 
-from rollout_yaml.cli.common import EXIT_USAGE, project_option
-from rollout_yaml.config.diagnostics import format_text
+from rollout_yaml.cli.common import EXIT_USAGE, print_diagnostics, project_option
 from rollout_yaml.config.project import Layout
 
 
@@ -30,11 +30,13 @@ def run(
 ) -> None:
     """Run an environment: serve the API and webhooks, execute automations, reload on change."""
     from rollout_yaml.daemon.process import CannotStart, RunOptions, compile_for_run, serve
+    from rollout_yaml.daemon.processes import process_count, supervise
     from rollout_yaml.store.factory import UnsupportedDatabase
 
+    files_read_at = time.time()
     compiled, errors = compile_for_run(layout, env)
     if compiled is None:
-        click.echo(format_text(errors, layout.root), err=True)
+        print_diagnostics(errors, layout.root, err=True)
         click.echo(f"environment `{env}` is not valid; nothing started", err=True)
         sys.exit(EXIT_USAGE)
     options = RunOptions(
@@ -43,6 +45,7 @@ def run(
         port=port,
         once=once,
         log_format=log_format or ("text" if sys.stderr.isatty() else "json"),
+        files_read_at=files_read_at,
     )
     try:
         import uvloop
@@ -50,9 +53,13 @@ def run(
         loop_factory = uvloop.new_event_loop
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
         loop_factory = None
+    processes = 1 if once else process_count(compiled.settings.runtime.processes)
     try:
-        with asyncio.Runner(loop_factory=loop_factory) as runner:
-            code = runner.run(serve(layout, options, compiled))
+        if processes > 1:
+            code = supervise(layout, options, compiled, processes, loop_factory)
+        else:
+            with asyncio.Runner(loop_factory=loop_factory) as runner:
+                code = runner.run(serve(layout, options, compiled))
     except (CannotStart, UnsupportedDatabase) as exc:
         click.echo(f"error: cannot start: {exc}", err=True)
         sys.exit(EXIT_USAGE)

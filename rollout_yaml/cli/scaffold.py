@@ -79,7 +79,7 @@ tests:
 environment: dev
 release: live
 database: sqlite
-server: { host: 127.0.0.1, port: 8080, public_url: "http://localhost:8080" }
+server: { host: 127.0.0.1, port: 8080 }   # add public_url: where other Apps reach this daemon
 auth:
   jwt_secret: "${ROLLOUT_JWT_SECRET:-dev-only-jwt-secret-change-me}"
   admin_token: "${ROLLOUT_ADMIN_TOKEN:-dev-only-admin-token}"

@@ -26,6 +26,7 @@ from rollout_yaml.config.loader import (
 )
 from rollout_yaml.config.models import Consumer
 from rollout_yaml.config.models.consumer import BlueprintAutomation
+from rollout_yaml.config.progress import NO_PROGRESS, Progress
 from rollout_yaml.config.project import Layout
 from rollout_yaml.config.release import (
     MANIFEST,
@@ -150,9 +151,16 @@ def compute_diff(layout: Layout, source: str, target: str) -> tuple[ReleaseDiff,
 
 
 def plan_promotion(
-    layout: Layout, source: str, target: str, environ: Mapping[str, str] | None = None
+    layout: Layout,
+    source: str,
+    target: str,
+    environ: Mapping[str, str] | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> Plan:
-    """Steps 1 and 2 of 30-environments.md: validate the source, check the target against it."""
+    """Steps 1 and 2 of 30-environments.md: validate the source, check the target against it.
+
+    `progress` advances once per consumer file read and once per consumer compiled, of both
+    environments."""
     _require_environments(layout, source, target)
     if release_mode(layout, target) != "frozen":
         raise CannotPromote(
@@ -160,8 +168,8 @@ def plan_promotion(
             f"environment takes promotions: set `release: frozen` in "
             f"environments/{target}/environment.yaml"
         )
-    cache = FileCache()
-    ctx = CompileContext()
+    cache = FileCache(progress=progress)
+    ctx = CompileContext(progress=progress)
     source_root = definitions_root(layout, source)
     compiled, found = load_and_compile(layout, source, environ=environ, cache=cache, ctx=ctx)
     source_errors = sorted_unique(d for d in found if d.is_error)
@@ -182,7 +190,7 @@ def plan_promotion(
     )
     if compiled is None:
         return plan
-    config, loaded = load_environment(layout, target, environ=environ, definitions=new)
+    config, loaded = load_environment(layout, target, environ=environ, definitions=new, cache=cache)
     if config is None:
         plan.broken.extend(_classify(d, None) for d in loaded if d.is_error)
         return plan
