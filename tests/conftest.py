@@ -36,3 +36,28 @@ def sink() -> Iterator[AppServer]:
     server.default = Answer(200, {"received": True})
     yield server
     server.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The `pre-commit try-repo` test goes last: its hook environment installs meanwhile."""
+    import precommit_run
+
+    items.sort(key=lambda item: item.nodeid.endswith(precommit_run.TEST))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start `pre-commit try-repo` at once when its test is selected (see precommit_run.py)."""
+    import precommit_run
+
+    if session.config.option.collectonly:
+        return
+    if any(item.nodeid.endswith(precommit_run.TEST) for item in session.items):
+        session.config.stash[precommit_run.KEY] = precommit_run.start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import precommit_run
+
+    started = config.stash.get(precommit_run.KEY, None)
+    if started is not None:
+        started.close()

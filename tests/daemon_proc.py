@@ -52,7 +52,10 @@ class Daemon:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> Daemon:
+    def start(self, timeout: float = 60.0) -> Daemon:
+        """Wait for `/readyz`. The bound is generous: three replicas importing and compiling
+        at once on a loaded 2-core machine took 20 s; a daemon that fails exits and is caught
+        at once, so only a hang costs the whole wait."""
         self.process = subprocess.Popen(
             [
                 sys.executable,

@@ -9,6 +9,9 @@ pagination style a connector can declare. Items are `{"id": n, "name": "item n"}
 - `/next/items?since_id&limit&page=P` — `{"data": [...], "links": {"next": absolute URL | null}}`
 - `/page/items?since_id&page=P&per_page=N` — a bare list; a short page is the last
 - `/offset/items?since_id&offset=O&limit=N` — `{"items": [...]}`; a short page is the last
+
+`encoding` sends every answer compressed; `several_links` sends each link of `/link` in a
+`Link` header of its own (`first`, `next`, `last`: the next one neither first nor last).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from echo_server import compress
 
 
 @dataclass
@@ -47,6 +52,8 @@ class ListServer:
         self.fail_on: dict[int, int] = {}  # request number (1-based) → status to answer
         self.loop_cursor = False  # /cursor answers the same token forever
         self.foreign_next = False  # /next links to another host
+        self.encoding: str | None = None  # gzip | deflate | br: answers are sent compressed
+        self.several_links = False  # /link sends `first`, `next` and `last` as separate headers
         self._lock = threading.Lock()
         self.add(count)
         server = self
@@ -75,12 +82,18 @@ class ListServer:
                 self._send(status, body, headers)
 
             def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-                payload = json.dumps(body).encode()
+                payload = compress(json.dumps(body).encode(), server.encoding)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
+                if server.encoding:
+                    self.send_header("Content-Encoding", server.encoding)
                 for name, value in (headers or {}).items():
-                    self.send_header(name, value)
+                    if name == "Link" and server.several_links:
+                        for link in value.split(", "):
+                            self.send_header(name, link)
+                    else:
+                        self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(payload)
 
@@ -137,6 +150,11 @@ class ListServer:
                 token = _token({"since": since, "offset": offset + limit})
                 link = f"{self.url}/link/items?{urlencode({'limit': limit, 'page_info': token})}"
                 headers["Link"] = f'<{link}>; rel="next"'
+                if self.several_links:  # RFC 8288 allows one Link header per link
+                    first = f"{self.url}/link/items?limit={limit}"
+                    headers["Link"] = (
+                        f'<{first}>; rel="first", {headers["Link"]}, <{first}>; rel="last"'
+                    )
             return 200, {"items": page}, headers
         since = int(query.get("since_id") or 0)
         rest = [i for i in items if i["id"] > since]

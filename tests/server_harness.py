@@ -91,8 +91,20 @@ def _server(app: Any) -> uvicorn.Server:
 class LiveEnvironment:
     """`with LiveEnvironment(tmp_path) as live:` — the daemon's HTTP side, for real."""
 
-    def __init__(self, tmp: Path, *, serve_api: bool = True) -> None:
-        self.project = copy_project(tmp)
+    def __init__(
+        self,
+        tmp: Path,
+        *,
+        serve_api: bool = True,
+        database: str | None = None,
+        project: Path | None = None,
+    ) -> None:
+        """`project`: an existing copy (a restart of the same environment), else a new one."""
+        self.project = project if project is not None else copy_project(tmp)
+        if database is not None and project is None:  # the `database` fixture's file or URL
+            settings = self.project / "environments" / "test" / "environment.yaml"
+            text = settings.read_text().replace("database: sqlite", f"database: {database}")
+            settings.write_text(text)
         self.serve_api = serve_api
         self.sink_received: list[dict[str, Any]] = []
         self._api_socket = listening_socket()
@@ -131,7 +143,8 @@ class LiveEnvironment:
         await self.runtime.start()
         pairs = [(sink_app(self.sink_received), self._sink_socket)]
         if self.serve_api:
-            pairs.append((create_app(self.runtime), self._api_socket))
+            self.app = create_app(self.runtime)
+            pairs.append((self.app, self._api_socket))
         for app, sock in pairs:
             server = _server(app)
             self._servers.append(server)

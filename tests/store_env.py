@@ -2,10 +2,41 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from rollout_yaml.store.base import Store
 from rollout_yaml.store.factory import open_store
+from rollout_yaml.store.postgres import async_url
+
+T = TypeVar("T")
+
+
+def on_database(database: str, step: Callable[[sa.Connection], T]) -> T:
+    """`step` run in one transaction on the database, whichever backend it is (for tests that
+    build or inspect a database below the store)."""
+    if database.startswith("sqlite"):
+        engine = sa.create_engine(database)
+        try:
+            with engine.begin() as conn:
+                return step(conn)
+        finally:
+            engine.dispose()
+
+    async def go() -> T:
+        engine = create_async_engine(async_url(database))
+        try:
+            async with engine.begin() as conn:
+                return await conn.run_sync(step)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
 
 
 async def replica_stores(database: str, env_dir: Path, count: int = 2) -> list[Store]:

@@ -31,6 +31,12 @@ CONSUMER_TYPO = (GLOBEX, "    enabled: false\n", "    enabeld: false\n")  # RY10
 CONNECTOR_TYPO = (FORMS, "    description: A form", "    descripton: A form")  # RY101 at 8:5
 UNSET_VARIABLE = (ACME, '"${ACME_CHAT_TOKEN:-dev-chat-token}"', '"${' + UNSET + '}"')  # RY501 12:14
 HAND_EDITED_RELEASE = (RELEASE_CHAT, "name: Chat\n", "name: Chat API\n")  # RY602 at 1:1
+DEV_IGNORES_UNSET = (
+    "environments/dev/environment.yaml",
+    "runtime:\n",
+    "validate: { ignore: [RY501] }\nruntime:\n",
+)
+SARIF_SCHEMA = Path(__file__).resolve().parent / "fixtures" / "sarif" / "sarif-schema-2.1.0.json"
 
 GITHUB_LINE = re.compile(r"^::(error|warning) file=[^,:]+,line=\d+,col=\d+::\[RY\d{3}\] \S.*$")
 
@@ -64,6 +70,7 @@ PROJECTS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "typos-and-warning": (CONSUMER_TYPO, CONNECTOR_TYPO, UNSET_VARIABLE),
     "typo-and-warning": (CONSUMER_TYPO, UNSET_VARIABLE),
     "warning": (UNSET_VARIABLE,),
+    "warning-dev-ignores": (UNSET_VARIABLE, DEV_IGNORES_UNSET),
     "edited-release": (HAND_EDITED_RELEASE,),
 }
 RUNS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -75,6 +82,14 @@ RUNS: dict[str, tuple[str, tuple[str, ...]]] = {
     "warning-strict": ("warning", ("--strict",)),
     "warning-json": ("warning", ("--format", "json")),
     "warning-github-strict": ("warning", ("--format", "github", "--strict")),
+    "warning-env": ("warning", ("--env", "dev", "--format", "json")),
+    "warning-ignored": ("warning", ("--ignore", "ry501", "--strict")),
+    "warning-ignored-in-env": ("warning-dev-ignores", ("--strict",)),
+    "warning-ignored-in-env-but-env": ("warning-dev-ignores", ("--env", "dev", "--format", "json")),
+    "sarif": ("typos-and-warning", ("--format", "sarif")),
+    "sarif-valid": ("valid", ("--format", "sarif")),
+    "usage-ignore-an-error": ("two-typos", ("--ignore", "RY101")),
+    "usage-ignore-unknown": ("two-typos", ("--ignore", "RY5O1")),
     "release": ("edited-release", ("--format", "json")),
     "release-dev-only": ("edited-release", ("--env", "dev", "--strict")),
     "unknown-env": ("valid", ("--env", "stagin", "--format", "github")),
@@ -130,10 +145,14 @@ def test_errors_exit_1_and_text_shows_the_line_and_a_caret(runs: dict[str, Run])
         gutter = f"{line:>5} | "
         assert lines[index + 1] == gutter + source_line
         caret = lines[index + 2]
-        assert re.fullmatch(r" +\| +\^", caret), caret
+        assert re.fullmatch(r" +\| +\^+", caret), caret
         assert caret.index("^") == len(gutter) + col - 1
+        assert caret.count("^") == len(key), "the whole key is underlined"
         assert source_line[col - 1 :].startswith(key)
         assert lines[index + 3].strip().startswith("= help: did you mean")
+        assert lines[index + 4].strip() == (
+            "= see: docs/diagnostics.md#ry101 (`rollout-yaml explain RY101`)"
+        )
     assert re.fullmatch(r"\d+ error\(s\), 0 warning\(s\)", lines[-1]), lines[-1]
     assert "ok:" not in result.output
 
@@ -168,13 +187,18 @@ def test_json_format_is_parseable_with_every_field(runs: dict[str, Run]) -> None
     by_code = {d["code"]: d for d in report["diagnostics"]}
     assert set(by_code) == {"RY101", "RY501"}
     for d in report["diagnostics"]:
-        assert set(d) == {"code", "message", "file", "line", "col", "severity", "hint"}
+        assert set(d) == {
+            *("code", "message", "file", "line", "col", "severity", "hint"),
+            *("end_line", "end_col"),
+        }
     assert by_code["RY101"] == {
         "code": "RY101",
         "message": "unknown key `enabeld` in `automations.weekday-cleanup`",
         "file": GLOBEX,
         "line": 22,
         "col": 5,
+        "end_line": 22,
+        "end_col": 12,
         "severity": "error",
         "hint": "did you mean `enabled`?",
     }
@@ -228,3 +252,102 @@ def test_usage_errors_exit_2(runs: dict[str, Run], name: str) -> None:
     assert result.returncode == 2, result.output
     assert result.stdout == ""
     assert "Usage:" in result.stderr
+
+
+def test_an_unset_variable_is_an_error_for_the_environment_validated_with_env(
+    runs: dict[str, Run],
+) -> None:
+    result = runs["warning-env"]  # as `run --env dev` refuses to start
+    assert result.returncode == 1, result.output
+    report = json.loads(result.stdout)
+    (only,) = report["diagnostics"]
+    assert (only["code"], only["severity"], only["file"], only["line"]) == (
+        "RY501",
+        "error",
+        ACME,
+        12,
+    )
+    assert only["message"] == f"variable `{UNSET}` is not set"
+
+
+def test_all_environments_warn_with_what_run_would_do(runs: dict[str, Run]) -> None:
+    result = runs["warning-text"]
+    assert (
+        f"warning[RY501] variable `{UNSET}` is not set: `run --env dev` would refuse to start"
+        in result.stdout
+    )
+
+
+def test_ignore_leaves_warnings_out_but_never_errors(runs: dict[str, Run]) -> None:
+    ignored = runs["warning-ignored"]
+    assert ignored.returncode == 0, ignored.output  # --strict, and nothing left to fail on
+    assert ignored.stdout.strip().endswith(": no problems")
+    in_env = runs["warning-ignored-in-env"]
+    assert in_env.returncode == 0, in_env.output
+    assert in_env.stdout.strip().endswith(": no problems")
+    # validating dev alone, the unset variable is an error: ignore lists do not apply
+    alone = runs["warning-ignored-in-env-but-env"]
+    assert alone.returncode == 1, alone.output
+    assert [d["code"] for d in json.loads(alone.stdout)["diagnostics"]] == ["RY501"]
+    for name, words in (
+        ("usage-ignore-an-error", "RY101 is always an error"),
+        ("usage-ignore-unknown", "unknown diagnostic code 'RY5O1'"),
+    ):
+        assert runs[name].returncode == 2, runs[name].output
+        assert words in runs[name].stderr
+
+
+def test_sarif_output_is_valid_sarif_2_1_0_with_spans_and_rules(runs: dict[str, Run]) -> None:
+    from jsonschema import Draft4Validator
+
+    schema = json.loads(SARIF_SCHEMA.read_text())
+    for name in ("sarif", "sarif-valid"):
+        result = runs[name]
+        log = json.loads(result.stdout)
+        errors = sorted(Draft4Validator(schema).iter_errors(log), key=str)
+        assert not errors, [f"{list(e.absolute_path)}: {e.message}" for e in errors]
+    assert runs["sarif-valid"].returncode == 0
+    result = runs["sarif"]
+    assert result.returncode == 1, result.output
+    (run,) = json.loads(result.stdout)["runs"]
+    rules = run["tool"]["driver"]["rules"]
+    # RY201: the broken connector's app is unknown to the automations using it
+    assert [r["id"] for r in rules] == ["RY101", "RY201", "RY501"]
+    assert rules[0]["shortDescription"]["text"] == "unknown key"
+    assert rules[2]["defaultConfiguration"]["level"] == "warning"
+    by_place = {
+        (r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"], r["ruleId"]): r
+        for r in run["results"]
+    }
+    typo = by_place[(GLOBEX, "RY101")]
+    assert typo["level"] == "error"
+    assert typo["locations"][0]["physicalLocation"]["region"] == {
+        "startLine": 22,
+        "startColumn": 5,
+        "endLine": 22,
+        "endColumn": 12,
+    }
+    assert rules[typo["ruleIndex"]]["id"] == "RY101"
+    assert "did you mean `enabled`?" in typo["message"]["text"]
+    assert by_place[(ACME, "RY501")]["level"] == "warning"
+    assert run["originalUriBaseIds"]["%SRCROOT%"]["uri"] == result.root.resolve().as_uri() + "/"
+
+
+def test_outside_a_project_every_command_exits_2_and_says_where_it_looked(
+    tmp_path: Path,
+) -> None:
+    empty = tmp_path / "not-a-project"
+    (empty / "deeper").mkdir(parents=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "rollout_yaml", "validate"],
+        cwd=empty / "deeper",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stdout == ""
+    assert done.stderr.strip() == (
+        f"error: no project here (looked for connectors/ or environments/ from "
+        f"{(empty / 'deeper').resolve()} upwards)"
+    )

@@ -91,6 +91,14 @@ class Expect:
     col: int
     text: str | None = None
     """A substring of the message or the hint."""
+    end_col: int | None = None
+    """Where the underlined span ends (the column just past it), when the case says."""
+    hint: str | None = None
+    """A substring of the hint, when the case says."""
+    first: tuple[int, int] | None = None
+    """The related place (line, col) the diagnostic points back at (a duplicate's first key)."""
+    alone: bool = False
+    """The mistake is reported once: the case's file gets no other diagnostic."""
 
     @property
     def severity(self) -> Severity:
@@ -122,9 +130,14 @@ def case(
     *,
     envs: tuple[str, ...] | None = None,
     bug: str | None = None,
+    end_col: int | None = None,
+    hint: str | None = None,
+    first: tuple[int, int] | None = None,
+    alone: bool = False,
 ) -> Case:
     edits = (edits,) if isinstance(edits, Edit) else tuple(edits)
-    return Case(id, edits, Expect(code, file, line, col, text), envs, bug)
+    expect = Expect(code, file, line, col, text, end_col, hint, first, alone)
+    return Case(id, edits, expect, envs, bug)
 
 
 # -- the companion mistake, in a different file from the case's -----------------------------------
@@ -185,7 +198,9 @@ CONNECTOR_CASES = [
         SHOP,
         30,
         5,
-        "duplicate key 'name'",
+        "duplicate key `name` (first defined on line 29)",
+        end_col=9,
+        first=(29, 5),
     ),
     case(
         "connector-name-mismatch",
@@ -285,6 +300,16 @@ CONNECTOR_CASES = [
         "missing required field `name`",
     ),
     case(
+        "connector-base-url-missing",
+        replace(CHAT, "base_url: https://chat.example/api\n", ""),
+        "RY103",
+        CHAT,
+        17,  # the first request that needs it
+        5,
+        "missing `base_url`: action `post-message` sends a request",
+        end_col=12,
+    ),
+    case(
         "connector-hmac-without-header",
         replace(SHOP, "        header: X-Shop-Signature\n", ""),
         "RY103",
@@ -301,6 +326,42 @@ CONNECTOR_CASES = [
         6,
         3,
         "`headers:` or `query:`",
+    ),
+    case(
+        "connector-auth-label-without-test",
+        replace(CHAT, "  type: bearer\n", "  type: bearer\n  label: team\n"),
+        "RY103",
+        CHAT,
+        6,
+        3,
+        "auth `label` reads the answer of `auth.test`",
+    ),
+    case(
+        "connector-auth-label-jmespath",
+        replace(
+            CHAT,
+            "  type: bearer\n",
+            '  type: bearer\n  test: { request: { path: /me } }\n  label: "team["\n',
+        ),
+        "RY302",
+        CHAT,
+        8,
+        16,  # the caret at the column JMESPath names (6), inside the quoted value at 10
+        "'team[' at column 6: the expression ends too early",
+    ),
+    case(
+        "connector-auth-test-template-name",
+        replace(
+            CHAT,
+            "  type: bearer\n",
+            '  type: bearer\n  test:\n    request: { path: "/me/{{ inputs.x }}" }\n',
+        ),
+        "RY305",
+        CHAT,
+        8,
+        22,
+        "`inputs` is not available in this template",
+        hint="did you mean `input`?",
     ),
     case(
         "connector-invalid-method",
@@ -448,8 +509,9 @@ CONNECTOR_CASES = [
         "RY302",
         SHOP,
         42,
-        14,
-        "orders[?",
+        23,  # the caret at the column JMESPath names (9), inside the quoted value at 14
+        "'orders[?' at column 9: the expression ends too early",
+        hint="close the `[` opened at column 7 with `]`",
     ),
     case(
         "connector-format-escape",
@@ -517,7 +579,8 @@ BLUEPRINT_CASES = [
         FORM_BP,
         14,
         3,
-        "duplicate key 'app'",
+        "duplicate key `app`",
+        first=(13, 3),
     ),
     case(
         "blueprint-name-mismatch",
@@ -639,7 +702,9 @@ BLUEPRINT_CASES = [
         "RY302",
         FORM_BP,
         11,
-        9,
+        26,
+        "at column 17: the expression ends too early",
+        hint="an operator needs a value on both sides",
     ),
     case(
         "blueprint-unknown-filter",
@@ -716,7 +781,9 @@ CONSUMER_CASES = [
         ACME,
         24,
         1,
-        "cannot start any token",
+        "a tab in the indentation (YAML indents with spaces only)",
+        end_col=2,
+        hint="replace the tab at the start of line 24 with spaces",
     ),
     case(
         "consumer-duplicate-key-in-flow-mapping",
@@ -725,7 +792,8 @@ CONSUMER_CASES = [
         ACME,
         29,
         32,
-        "duplicate key 'channel'",
+        "duplicate key `channel`",
+        first=(29, 16),
     ),
     case(
         "consumer-duplicate-key",
@@ -736,7 +804,8 @@ CONSUMER_CASES = [
         ACME,
         6,
         5,
-        "duplicate key 'app'",
+        "duplicate key `app` (first defined on line 5)",
+        first=(5, 5),
     ),
     case(
         "consumer-name-mismatch",
@@ -906,7 +975,20 @@ CONSUMER_CASES = [
         "RY302",
         ACME,
         24,
-        13,
+        29,
+        "'payload.total >' at column 16: the expression ends too early",
+    ),
+    case(
+        "consumer-filter-bare-number",
+        replace(ACME, "> `1000`", "> 1000"),
+        "RY302",
+        ACME,
+        24,
+        41,  # column 28 of the expression, which starts at 14
+        "at column 28: a bare number `1000`",
+        end_col=45,
+        hint="put it in backticks (1000 → `1000`)",
+        alone=True,
     ),
     case(
         "consumer-class-escape",
@@ -917,6 +999,24 @@ CONSUMER_CASES = [
         38,
         "__class__",
     ),
+    *[
+        case(
+            f"consumer-sandbox-escape-{name}",
+            replace(ACME, ACME_TEXT, f'text: "{template}"'),
+            "RY303",
+            ACME,
+            29,
+            38,
+            text,
+        )
+        for name, template, text in (
+            ("built-name", "{{ payload['__cla' ~ 'ss__'] }}", "built at run time"),
+            ("selectattr", "{{ payload.items | selectattr('__class__') | list }}", "__class__"),
+            ("groupby", "{{ payload.items | groupby('__class__') }}", "__class__"),
+            ("mutating-method", "{{ [].pop() }}", "`pop()` changes data"),
+            ("include", "{% include '/etc/passwd' %}", "`{% include %}` is not allowed"),
+        )
+    ],
     case(
         "consumer-unknown-payload-field",
         replace(ACME, "Big order {{ payload.order_id }}", "Big order {{ payload.order_idd }}"),
@@ -996,7 +1096,27 @@ CONSUMER_CASES = [
         PROD_ACME,
         15,
         24,
-        "not of type 'string'",
+        "param `channel` of blueprint `order-to-chat` must be a string, got 123 (an integer)",
+        end_col=27,
+        alone=True,  # not again as the action input `channel` it renders into
+    ),
+    case(
+        "consumer-unknown-param-of-a-closed-blueprint",
+        [
+            replace(
+                ORDER_BP,
+                "    status: { type: string }\n",
+                "    status: { type: string }\n  additionalProperties: false\n",
+            ),
+            replace(ACME, "status: open }", "state: open }"),
+        ],
+        "RY402",
+        ACME,
+        16,
+        31,
+        "blueprint `order-to-chat` has no param `state`",
+        hint="did you mean `status`?",
+        alone=True,  # not again in jsonschema's words ("Additional properties ...")
     ),
     case(
         "consumer-param-fails-trigger-input-schema",
@@ -1041,7 +1161,8 @@ CONSUMER_CASES = [
         ACME,
         16,
         13,
-        "'channel'",
+        "blueprint `order-to-chat` requires param `channel`",
+        hint="add `channel:` under params",
     ),
     case(
         "consumer-unset-variable",
@@ -1133,7 +1254,8 @@ ENVIRONMENT_CASES = [
         DEV,
         20,
         3,
-        "duplicate key 'workers'",
+        "duplicate key `workers` (first defined on line 19)",
+        first=(19, 3),
     ),
     case(
         "environment-name-mismatch",
@@ -1446,6 +1568,20 @@ def assert_reported(diagnostics: Sequence[Diagnostic], expect: Expect) -> None:
         assert any(expect.text in d.message or expect.text in (d.hint or "") for d in found), (
             f"{expect.text!r} in neither message nor hint:\n" + _show(found)
         )
+    if expect.hint is not None:
+        assert any(expect.hint in (d.hint or "") for d in found), _show(found)
+    if expect.end_col is not None:
+        assert any((d.end_line, d.end_col) == (expect.line, expect.end_col) for d in found), [
+            (d.end_line, d.end_col) for d in found
+        ]
+    if expect.first is not None:
+        assert any(
+            [(r.file, r.line, r.col) for r in d.related] == [(expect.file, *expect.first)]
+            for d in found
+        ), [d.related for d in found]
+    if expect.alone:
+        in_file = [d for d in diagnostics if d.file == expect.file]
+        assert len(in_file) == 1, "one mistake, one diagnostic:\n" + _show(in_file)
 
 
 def release_manifest(release_dir: Path) -> str:
@@ -1503,6 +1639,17 @@ def test_corpus_covers_every_code_and_is_well_formed() -> None:
         assert any(kind in f for f in touched), kind
 
 
+def test_a_connector_that_sends_no_request_needs_no_base_url(tmp_path: Path) -> None:
+    project = copy_base(tmp_path)
+    replace(FORMS, "base_url: https://forms.example/api\n", "").apply(project)  # push only
+    for release_copy in (project / RELEASE_DIR / FORMS,):
+        release_copy.write_bytes((project / FORMS).read_bytes())
+    release = project / RELEASE_DIR
+    (release / "release.yaml").write_text(release_manifest(release))
+    diagnostics, _ = validate_project(Layout(project), environ={})
+    assert diagnostics == [], _show(diagnostics)
+
+
 def test_companions_alone_are_reported(tmp_path: Path) -> None:
     project = copy_base(tmp_path)
     for companion in (CONSUMER_TYPO, CONNECTOR_TYPO):
@@ -1522,6 +1669,61 @@ def test_broken_project_reports_both_mistakes(broken: Case, tmp_path: Path) -> N
     diagnostics, _ = validate_project(Layout(project), envs=broken.envs, environ={})
     assert_reported(diagnostics, companion.expect)
     assert_reported(diagnostics, broken.expect)
+
+
+# -- a failing offline test names the file, line and column of what failed --------------------
+
+TEST_FAILURES = [
+    pytest.param(
+        replace(SHOP, "expect_payloads: [ { order_id: 1,", "expect_payloads: [ { order_id: 2,"),
+        f"FAIL  {SHOP}:59:5 :: new order maps the customer",
+        f"{SHOP}:62:5: payloads",
+        '"order_id": 2',
+        id="connector-trigger-test",
+    ),
+    pytest.param(
+        replace(ORDER_BP, 'text: "Order 7 from Ann: 9.50" }', 'text: "Order 7 from Bob: 9.50" }'),
+        f"FAIL  {ORDER_BP}:20:5 :: renders the message",
+        f"{ORDER_BP}:23:5: action input",
+        "Order 7 from Ann",
+        id="blueprint-test",
+    ),
+    pytest.param(
+        [
+            replace(
+                ORDER_BP,
+                "tests:\n",
+                "tests:\n  - name: first\n    params: { channel: C1 }\n"
+                "    payload: { order_id: 1, total: '1', customer: { name: A } }\n"
+                "    expect_filtered: true\n",
+            ),
+        ],
+        f"FAIL  {ORDER_BP}:20:5 :: first",
+        f"{ORDER_BP}:23:5: filtered",
+        "expected: true",
+        id="second-test-of-a-file",
+    ),
+]
+
+
+@pytest.mark.parametrize(("edits", "header", "place", "text"), TEST_FAILURES)
+def test_a_failing_offline_test_shows_file_line_and_column(
+    edits: Edit | list[Edit], header: str, place: str, text: str, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from rollout_yaml.cli.run_tests import test as test_command
+
+    project = copy_base(tmp_path)
+    for edit in edits if isinstance(edits, list) else [edits]:
+        edit.apply(project)
+    result = CliRunner().invoke(test_command, ["--project", str(project)])
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    assert header in lines, result.output
+    after = lines[lines.index(header) + 1 :]
+    assert after[0].strip().startswith(place), result.output
+    assert any(text in line for line in after[:3]), result.output
 
 
 if __name__ == "__main__":  # rewrite the base project's frozen release

@@ -5,6 +5,8 @@ daemon runs."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,8 +14,16 @@ from typing import Any
 
 import click
 import pytest
+from app_server import Answer, AppServer
 from click.testing import CliRunner, Result
-from server_harness import ACME_TOKEN, JWT_SECRET, LiveEnvironment, copy_project, secrets_environ
+from server_harness import (
+    ACME_TOKEN,
+    ADMIN_TOKEN,
+    JWT_SECRET,
+    LiveEnvironment,
+    copy_project,
+    secrets_environ,
+)
 
 from rollout_yaml.cli.db import db
 from rollout_yaml.cli.events import events
@@ -21,6 +31,7 @@ from rollout_yaml.cli.runs import runs
 from rollout_yaml.cli.tokens import token
 from rollout_yaml.config.models.environment import AuthSettings
 from rollout_yaml.server.address import (
+    DaemonAddress,
     address_file,
     local_url,
     published,
@@ -118,7 +129,10 @@ def test_events_send_then_runs_list_show_replay(live: LiveEnvironment) -> None:
 
     listed = cli(live, runs, "list", "--env", "test", "--url", live.url)
     assert listed.exit_code == 0, listed.output
-    assert run["id"] in listed.stdout and "succeeded" in listed.stdout
+    assert run["id"][-8:] in listed.stdout and "succeeded" in listed.stdout
+    assert run["id"] not in listed.stdout  # short ids; --wide shows them whole
+    wide = cli(live, runs, "list", "--env", "test", "--url", live.url, "--wide")
+    assert run["id"] in wide.stdout and run["created_at"][:10] in wide.stdout
     as_json = cli(live, runs, "list", "--env", "test", "--url", live.url, "--format", "json")
     page = json.loads(as_json.stdout)
     assert [r["id"] for r in page["runs"]] == [run["id"]] and page["next_cursor"] is None
@@ -146,6 +160,40 @@ def test_events_send_then_runs_list_show_replay(live: LiveEnvironment) -> None:
     assert replayed.exit_code == 0, replayed.output
     assert f"(replay of {run['id']})" in replayed.stdout
     assert len(live.wait_for_runs(2)) == 2
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def test_runs_list_fits_80_columns_and_its_short_ids_work(live: LiveEnvironment) -> None:
+    for number in range(3):
+        live.push("acme", {"order_id": number, "total": 30})
+    live.push("globex", {"order_id": 9, "total": 30})
+    finished = live.wait_for_runs(4)
+    terminal = {**live.environ, "FORCE_COLOR": "1", "COLUMNS": "80"}
+    listed = invoke(runs, live.project, terminal, "list", "--env", "test", "--url", live.url)
+    assert listed.exit_code == 0, listed.output
+    lines = [ANSI.sub("", line) for line in listed.stdout.splitlines()]
+    assert lines and all(len(line) <= 80 for line in lines), "\n".join(lines)
+    assert lines[0].split() == ["id", "automation", "status", "tries", "age", "took"]
+    rows = [line.split() for line in lines[2:]]
+    assert len(rows) == 4
+    for row in rows:
+        assert len(row[0]) == 8
+        assert row[2] == "succeeded" and row[3] == "1"
+        assert re.fullmatch(r"\d+s", row[4]) and row[5] == "ago", row  # the age, "3s ago"
+        assert re.fullmatch(r"\d+ms|\d+\.\ds", row[6]), row  # how long the run took
+    assert {row[0] for row in rows} == {r["id"][-8:] for r in finished}
+    assert "\x1b[" in listed.stdout  # the status in colour on a terminal
+    # a short id is as good as the whole one for show and replay
+    short = rows[-1][0]
+    shown = cli(live, runs, "show", "--env", "test", short.lower(), "--url", live.url)
+    assert shown.exit_code == 0, shown.output
+    assert next(r["id"] for r in finished if r["id"].endswith(short)) in shown.stdout
+    wide = invoke(
+        runs, live.project, terminal, "list", "--env", "test", "--url", live.url, "--wide"
+    )
+    assert all(r["id"] in ANSI.sub("", wide.stdout) for r in finished)
 
 
 def test_events_send_refused_payload_exits_1_with_paths(live: LiveEnvironment) -> None:
@@ -251,27 +299,72 @@ def test_db_migrate_names_an_unreachable_postgresql_without_its_password(tmp_pat
 
 
 def test_the_cli_finds_a_daemon_by_its_published_address(live: LiveEnvironment) -> None:
-    """A daemon started with --port publishes its URL; no --url is needed then."""
+    """A daemon publishes its URL and instance id; no --url is needed then."""
     env_dir = live.project / "environments" / "test"
     live.push("acme", {"order_id": 1, "total": 20})
     [run] = live.wait_for_runs(1)
     host, port = live.url.removeprefix("http://").split(":")
-    with published(env_dir, host, int(port)):
+    with published(env_dir, host, int(port), "test", live.runtime.instance):
         listed = cli(live, runs, "list", "--env", "test", "--format", "json")
         assert listed.exit_code == 0, listed.output
         assert [r["id"] for r in json.loads(listed.stdout)["runs"]] == [run["id"]]
         assert cli(live, runs, "replay", "--env", "test", run["id"]).exit_code == 0
-    assert read_address(env_dir) is None  # removed on exit
+    assert read_address(env_dir, "test") is None  # removed on exit
+
+
+@pytest.fixture
+def impostor() -> Iterator[AppServer]:
+    """Another process on this host answering HTTP: another environment's daemon, say."""
+    server = AppServer().start()
+    server.default = Answer(200, {"status": "ok", "environment": "test", "instance": "daemon_X"})
+    yield server
+    server.stop()
+
+
+def test_the_admin_token_goes_only_to_the_daemon_that_published_the_address(
+    tmp_path: Path, impostor: AppServer
+) -> None:
+    project = copy_project(tmp_path)
+    environ = secrets_environ("http://127.0.0.1:9")
+    env_dir = project / "environments" / "test"
+    port = impostor.url.rsplit(":", 1)[1]
+    # the address file names this environment and a live process, but the process now at that
+    # address is another one (its instance id differs): nothing may be sent to it
+    write_address(env_dir, DaemonAddress(impostor.url, os.getpid(), "test", "daemon_mine"))
+    replay = invoke(runs, project, environ, "replay", "--env", "test", "run_x")
+    assert replay.exit_code != 0
+    assert "is not the daemon of environment `test`" in replay.output
+    payload = project / "payload.json"
+    payload.write_text(json.dumps({"order_id": 1, "total": 20}))
+    args = ["--consumer", "acme", "--app", "partner", "--trigger", "order-created"]
+    sent = invoke(
+        events, project, environ, "send", "--env", "test", *args, "--payload", str(payload)
+    )
+    assert sent.exit_code != 0
+    # an address file of another environment is not this one's daemon either
+    write_address(env_dir, DaemonAddress(impostor.url, os.getpid(), "prod", "daemon_X"))
+    assert read_address(env_dir, "test") is None
+    # without an address file, the configured server.port is not tried
+    address_file(env_dir).unlink()
+    settings = env_dir / "environment.yaml"
+    settings.write_text(settings.read_text().replace("port: 0", f"port: {port}"))
+    unpublished = invoke(runs, project, environ, "replay", "--env", "test", "run_x")
+    assert unpublished.exit_code != 0 and "no rollout-yaml daemon runs" in unpublished.output
+    assert all(r.path == "/healthz" for r in impostor.requests), impostor.requests
+    assert not any("authorization" in r.headers for r in impostor.requests)
+    assert ADMIN_TOKEN not in "".join(str(r.headers) for r in impostor.requests)
 
 
 def test_a_stale_address_is_ignored(tmp_path: Path) -> None:
     path = address_file(tmp_path)
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"url": "http://127.0.0.1:1", "pid": 2**22 + 12345}))
-    assert read_address(tmp_path) is None
+    stale = {"url": "http://127.0.0.1:1", "pid": 2**22 + 12345, "environment": "test"}
+    path.write_text(json.dumps({**stale, "instance": "daemon_gone"}))
+    assert read_address(tmp_path, "test") is None
     path.write_text("{half")
-    assert read_address(tmp_path) is None
-    write_address(tmp_path, "http://127.0.0.1:9999")
-    assert read_address(tmp_path) == "http://127.0.0.1:9999"
+    assert read_address(tmp_path, "test") is None
+    mine = DaemonAddress("http://127.0.0.1:9999", os.getpid(), "test", "daemon_1")
+    write_address(tmp_path, mine)
+    assert read_address(tmp_path, "test") == mine
     assert local_url("0.0.0.0", 80) == "http://127.0.0.1:80"
     assert local_url("::1", 80) == "http://[::1]:80"

@@ -149,20 +149,26 @@ def test_aliases_give_equal_data():
 
 
 @pytest.mark.parametrize(
-    ("text", "line", "col", "key"),
+    ("text", "line", "col", "key", "first"),
     [
-        ("a: 1\na: 2\n", 2, 1, "a"),
-        ("a: 1\nb:\n  c: 2\n  d: 3\n  c: 4\n", 5, 3, "c"),
-        ("x: {k: 1, k: 2}\n", 1, 11, "k"),
-        ("l:\n  - n: 1\n    n: 2\n", 3, 5, "n"),
-        ("yes: 1\ntrue: 2\n", 2, 1, "true"),  # YAML 1.1: both keys are the boolean true
-        ("1: a\n'1': b\n", 2, 1, "1"),
+        ("a: 1\na: 2\n", 2, 1, "a", (1, 1)),
+        ("a: 1\nb:\n  c: 2\n  d: 3\n  c: 4\n", 5, 3, "c", (3, 3)),
+        ("x: {k: 1, k: 2}\n", 1, 11, "k", (1, 5)),
+        ("l:\n  - n: 1\n    n: 2\n", 3, 5, "n", (2, 5)),
+        ("yes: 1\ntrue: 2\n", 2, 1, "true", (1, 1)),  # YAML 1.1: both are the boolean true
+        ("1: a\n'1': b\n", 2, 1, "1", (1, 1)),
     ],
 )
-def test_duplicate_key_is_ry002_at_the_second_key(text, line, col, key):
+def test_duplicate_key_is_ry002_at_the_second_key_and_points_at_the_first(
+    text, line, col, key, first
+):
     code, got_line, got_col, message = problem(text)
     assert (code, got_line, got_col) == ("RY002", line, col)
-    assert repr(key) in message
+    assert f"duplicate key `{key}` (first defined on line {first[0]})" == message
+    with pytest.raises(YamlProblem) as info:
+        parse(text)
+    (related,) = info.value.diagnostic.related
+    assert (related.line, related.col, related.message) == (*first, "first defined here")
 
 
 @pytest.mark.parametrize(
@@ -195,7 +201,9 @@ def test_custom_tags_on_collections_are_ry006(text):
         ("a: 1\n b: 2\n", 2, 3, "mapping values are not allowed"),
         ("a: [1, 2\nb: 3\n", 2, 2, "flow sequence"),
         ("a: 'unterminated\n", 2, 1, "quoted scalar"),
-        ("a:\n\t- b\n", 2, 1, "cannot start any token"),
+        ("a:\n\t- b\n", 2, 1, "a tab in the indentation"),
+        ("a:\n  b: 1\n\tc: 2\n", 3, 1, "a tab in the indentation"),
+        ("a:\n  \tb: 1\n", 2, 3, "a tab in the indentation"),
         ("a: *nope\n", 1, 4, "undefined alias"),
         ("---\na: 1\n---\nb: 2\n", 3, 1, "single document"),
     ],

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,13 +16,12 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from oauth_provider import CLIENT_SECRET, Provider
 from runner_env import SECRETS
-from sqlalchemy.ext.asyncio import create_async_engine
-from store_env import close_stores, replica_stores
+from store_env import close_stores, on_database, replica_stores
 
 from rollout_yaml.config.diagnostics import Severity
 from rollout_yaml.config.project import Layout
 from rollout_yaml.engine.cipher import CredentialCipher, EncryptionKeyError
-from rollout_yaml.engine.connect import STATE_TTL, ConnectFlow, StateRejected
+from rollout_yaml.engine.connect import STATE_TTL, ConnectFailed, ConnectFlow, StateRejected
 from rollout_yaml.engine.credentials import CredentialRejected, Credentials, CredentialUnavailable
 from rollout_yaml.expr.compiled import CompiledEnvironment
 from rollout_yaml.expr.compiler import load_and_compile
@@ -30,7 +29,6 @@ from rollout_yaml.http.client import AppClients
 from rollout_yaml.store import schema
 from rollout_yaml.store.factory import open_store
 from rollout_yaml.store.migrations import LATEST
-from rollout_yaml.store.postgres import async_url
 from rollout_yaml.store.records import CredentialStatus
 from rollout_yaml.store.sqlite import SQLiteStore
 
@@ -120,7 +118,9 @@ def test_state_expires_and_is_bound_to_the_environment_key(
     # so the test has nothing to check on PostgreSQL.
     store = SQLiteStore(tmp_path / "state.db")
     flow = ConnectFlow(Credentials(store, AppClients(), "test", clock=clock))
-    url = httpx.URL(flow.start(env, "acme", "crm", "crm", None, CALLBACK))
+    authorize, key = asyncio.run(flow.start(env, "acme", "crm", "crm", None, CALLBACK))
+    assert key == "crm"
+    url = httpx.URL(authorize)
     state = url.params["state"]
     assert url.params["code_challenge_method"] == "S256" and url.params["scope"] == "contacts"
 
@@ -143,27 +143,6 @@ def test_state_expires_and_is_bound_to_the_environment_key(
 
 
 # -- migration 4 -----------------------------------------------------------------------------
-
-
-def _on(database: str, step: Callable[[sa.Connection], T]) -> T:
-    """`step` run in a transaction on the database, whichever backend it is."""
-    if database.startswith("sqlite"):
-        engine = sa.create_engine(database)
-        try:
-            with engine.begin() as conn:
-                return step(conn)
-        finally:
-            engine.dispose()
-
-    async def go() -> T:
-        engine = create_async_engine(async_url(database))
-        try:
-            async with engine.begin() as conn:
-                return await conn.run_sync(step)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(go())
 
 
 def _version_1(conn: sa.Connection) -> None:
@@ -198,7 +177,7 @@ def _version_1(conn: sa.Connection) -> None:
 
 
 def test_migration_4_extends_a_version_1_database(tmp_path: Path, database: str) -> None:
-    _on(database, _version_1)
+    on_database(database, _version_1)
 
     async def upgrade() -> list[int]:
         store = open_store(database, tmp_path)
@@ -216,7 +195,7 @@ def test_migration_4_extends_a_version_1_database(tmp_path: Path, database: str)
         assert conn.execute(sa.text("select max(version) from schema_version")).scalar() == LATEST
         assert conn.execute(sa.text("select status from credentials")).scalar() == "active"
 
-    _on(database, check)
+    on_database(database, check)
 
 
 # -- two replicas, one database --------------------------------------------------------------
@@ -224,7 +203,7 @@ def test_migration_4_extends_a_version_1_database(tmp_path: Path, database: str)
 
 async def _connect(flow: ConnectFlow, env: CompiledEnvironment) -> None:
     """The authorization-code flow with the browser's part done by httpx."""
-    url = flow.start(env, "acme", "crm", "crm", None, CALLBACK)
+    url, _ = await flow.start(env, "acme", "crm", "crm", None, CALLBACK)
     async with httpx.AsyncClient() as browser:
         answer = await browser.get(url)
     back = httpx.URL(answer.headers["location"])
@@ -306,11 +285,11 @@ def test_without_encryption_key_nothing_is_stored_and_the_setting_is_named(
         messages = []
         try:
             try:
-                await service.put(keyless, "acme", "vault", {"api_key": "k"})
+                await service.put(keyless, "acme", "vault", {"api_key": "k", "account": "a"})
             except CredentialRejected as exc:
                 messages.append(str(exc))
             try:
-                ConnectFlow(service).start(keyless, "acme", "crm", None, None, CALLBACK)
+                await ConnectFlow(service).start(keyless, "acme", "crm", None, None, CALLBACK)
             except CredentialRejected as exc:
                 messages.append(str(exc))
             assert await store.list_credentials() == []
@@ -321,3 +300,83 @@ def test_without_encryption_key_nothing_is_stored_and_the_setting_is_named(
     messages = asyncio.run(main())
     assert len(messages) == 2
     assert all("encryption_key is not set" in m for m in messages)
+
+
+# -- created at run time ---------------------------------------------------------------------
+
+
+def test_a_runtime_credential_connects_refreshes_and_keeps_its_label(
+    env: CompiledEnvironment, provider: Provider, tmp_path: Path, database: str
+) -> None:
+    """A connect flow without a key makes one up; the new credential, declared in no file, is
+    refreshed once across two replicas like a declared one, and a refresh keeps its label
+    (new values clear it)."""
+
+    async def main() -> None:
+        stores = await replica_stores(database, tmp_path)
+        clients = AppClients()
+        try:
+            one, two = (
+                Credentials(store, clients, owner)
+                for store, owner in zip(stores, ("replica-1", "replica-2"), strict=True)
+            )
+            flow = ConnectFlow(one)
+            url, key = await flow.start(env, "acme", "crm", None, None, CALLBACK)
+            assert key.startswith("crm-") and key not in env.consumers["acme"].credentials
+            assert await one.target(env, "acme", key) is None  # nothing stored before the end
+            provider.expires_in = 30  # inside the refresh margin at once
+            async with httpx.AsyncClient() as browser:
+                back = httpx.URL((await browser.get(url)).headers["location"])
+            pending = await flow.finish(env, back.params["state"], back.params["code"])
+            assert (pending.credential, pending.runtime) == (key, True)
+            assert await stores[0].label_credential("acme", key, "Acme CRM", 1.0)
+
+            provider.expires_in = 3600
+            values = await asyncio.gather(
+                *(r.values(env, "acme", key) for r in (one, two) for _ in range(10))
+            )
+            assert {v["access_token"] for v in values} == provider.live_access_tokens()
+            assert provider.grants["refresh_token"] == 1
+            row = await stores[1].get_credential("acme", key)
+            assert row is not None and (row.app, row.label, row.tested_at) == (
+                "crm",
+                "Acme CRM",
+                1.0,
+            )
+
+            # values stored over the API: a key of another App is refused, new values clear
+            with pytest.raises(CredentialRejected) as taken:
+                await one.put(env, "acme", key, {"api_key": "k", "account": "a"}, "vault")
+            assert taken.value.conflict and taken.value.path == "$.key"
+            await one.put(env, "acme", key, {"client_id": "own-client"}, "crm")
+            row = await stores[0].get_credential("acme", key)
+            assert row is not None and row.label is None and row.tested_at is None
+        finally:
+            await clients.close()
+            await close_stores(stores)
+
+    asyncio.run(main())
+
+
+def test_a_new_key_taken_meanwhile_is_not_overwritten_by_the_flow(
+    env: CompiledEnvironment, provider: Provider, tmp_path: Path, database: str
+) -> None:
+    async def main() -> None:
+        store = open_store(database, tmp_path)
+        await store.open()
+        service = Credentials(store, AppClients(), "replica-1")
+        try:
+            flow = ConnectFlow(service)
+            url, key = await flow.start(env, "acme", "crm", None, None, CALLBACK)
+            await service.put(env, "acme", key, {"api_key": "k-1", "account": "a"}, "vault")
+            async with httpx.AsyncClient() as browser:
+                back = httpx.URL((await browser.get(url)).headers["location"])
+            with pytest.raises(ConnectFailed, match="now belongs to app `vault`"):
+                await flow.finish(env, back.params["state"], back.params["code"])
+            assert await service.values(env, "acme", key) == {"api_key": "k-1", "account": "a"}
+            assert provider.grants["authorization_code"] == 0  # the code was never exchanged
+        finally:
+            await service.clients.close()
+            await store.close()
+
+    asyncio.run(main())

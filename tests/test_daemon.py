@@ -4,15 +4,19 @@ files edited while it runs (issue: the runner executes automations end to end)."
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import jwt
 import pytest
 from app_server import Answer, AppServer
-from daemon_proc import Daemon, free_port
+from daemon_proc import Daemon, consumer_token, free_port
 from runner_env import SECRETS, copy_project
 
 ORDER = {"order_id": 7, "total": 25.5, "customer": {"name": "Ada", "email": "ada@example.com"}}
@@ -27,13 +31,41 @@ def app() -> Iterator[AppServer]:
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    return copy_project(tmp_path)
+def processes(request: pytest.FixtureRequest) -> int:
+    """`runtime.processes` of the test project: 1 unless a test is parametrized with more."""
+    return int(getattr(request, "param", 1))
+
+
+# the guarantees that must hold however many processes the daemon runs
+PROCESSES = pytest.mark.parametrize("processes", [1, 2], indirect=True, ids=["1p", "2p"])
 
 
 @pytest.fixture
-def daemon(project: Path, app: AppServer) -> Iterator[Daemon]:
-    running = Daemon(project, app.url).start()
+def project(tmp_path: Path, processes: int) -> Path:
+    project = copy_project(tmp_path)
+    if processes != 1:
+        with_processes(project, processes)
+    return project
+
+
+def serving(daemon: Daemon, processes: int) -> Daemon:
+    """The daemon, started, and (with more than one) running that many processes."""
+    daemon.start()
+    if processes > 1:
+        assert f"daemon started {processes} processes" in daemon.logs()
+    return daemon
+
+
+def with_processes(project: Path, count: int) -> None:
+    env_file = project / "environments/test/environment.yaml"
+    text = env_file.read_text()
+    assert "  workers: 16\n" in text
+    env_file.write_text(text.replace("  workers: 16\n", f"  workers: 16\n  processes: {count}\n"))
+
+
+@pytest.fixture
+def daemon(project: Path, app: AppServer, processes: int) -> Iterator[Daemon]:
+    running = serving(Daemon(project, app.url), processes)
     yield running
     running.stop()
 
@@ -97,15 +129,23 @@ def test_pushed_event_reaches_the_app_and_the_run_shows_it_redacted(
     assert SECRETS["ACME_SINK_TOKEN"] not in shown.stdout + json.dumps(run)
 
 
+@PROCESSES
 def test_same_event_id_three_times_is_one_run(daemon: Daemon, app: AppServer) -> None:
+    def push_once(_: int) -> httpx.Response:
+        with daemon.client("acme") as client:  # a connection each: any of the processes
+            return push(client, ORDER, event_id="order-7")
+
+    first = push_once(0)
+    with ThreadPoolExecutor(4) as pool:  # and the same id again, at the same time
+        again = list(pool.map(push_once, range(4)))
+    answers = [first, *again]
+    assert [a.status_code for a in answers] == [202] * 5
+    assert [a.json()["runs_queued"] for a in answers] == [1, 0, 0, 0, 0]
+    assert len({a.json()["event_ids"][0] for a in answers}) == 1
+    app.wait_for(1)
+    time.sleep(0.5)
+    assert len(app.requests) == 1
     with daemon.client("acme") as client:
-        answers = [push(client, ORDER, event_id="order-7") for _ in range(3)]
-        assert [a.status_code for a in answers] == [202, 202, 202]
-        assert [a.json()["runs_queued"] for a in answers] == [1, 0, 0]
-        assert len({a.json()["event_ids"][0] for a in answers}) == 1
-        app.wait_for(1)
-        time.sleep(0.5)
-        assert len(app.requests) == 1
         assert len(client.get("/v1/runs").json()["runs"]) == 1
 
 
@@ -171,7 +211,8 @@ def test_slack_style_ok_false_fails_with_the_apps_error_and_is_not_retried(
 # -- crash ---------------------------------------------------------------------------------
 
 
-def test_kill_9_loses_no_acknowledged_event(project: Path, app: AppServer) -> None:
+@PROCESSES
+def test_kill_9_loses_no_acknowledged_event(project: Path, app: AppServer, processes: int) -> None:
     # While the App is down, runs fail to connect and wait to retry; then the daemon dies.
     sink = project / "connectors" / "sink.yaml"
     sink.write_text(
@@ -180,7 +221,7 @@ def test_kill_9_loses_no_acknowledged_event(project: Path, app: AppServer) -> No
         .replace("base: 100ms", "base: 2s")
     )
     down = f"http://127.0.0.1:{free_port()}"
-    first = Daemon(project, down).start()
+    first = serving(Daemon(project, down), processes)
     with first.client("acme") as client:
         for batch in range(5):
             events = [
@@ -197,7 +238,7 @@ def test_kill_9_loses_no_acknowledged_event(project: Path, app: AppServer) -> No
             assert answer.json()["runs_queued"] == 100
     first.kill()
 
-    second = Daemon(project, app.url, port=first.port).start()
+    second = serving(Daemon(project, app.url, port=first.port), processes)
     try:
         app.wait_for(500, timeout=60)
         with second.client("acme") as client:
@@ -235,6 +276,7 @@ def _generation(client: httpx.Client) -> int:
     return int(client.get("/status").json()["generation"])
 
 
+@PROCESSES
 def test_saved_consumer_file_is_active_within_a_second(
     daemon: Daemon, project: Path, app: AppServer
 ) -> None:
@@ -251,6 +293,16 @@ def test_saved_consumer_file_is_active_within_a_second(
         push(client, {**ORDER, "total": 150})
         app.wait_for(2)
     assert sorted(r.json()["text"] for r in app.requests)[0] == "BIG 150"
+    # every process reloaded: 20 connections in a row (spread over the processes by the
+    # kernel) are each answered with the new automation
+    deadline, seen = time.monotonic() + 10, 0
+    while seen < 20:
+        with daemon.client("acme") as fresh:
+            automations = fresh.get("/v1/automations").json()["automations"]
+        seen = seen + 1 if "big-orders" in [a["key"] for a in automations] else 0
+        assert seen or time.monotonic() < deadline, (
+            f"a process still runs the old configuration:\n{daemon.logs()}"
+        )
 
 
 def test_a_reload_does_not_trigger_another(daemon: Daemon, project: Path) -> None:
@@ -362,6 +414,7 @@ def test_no_secret_appears_in_logs_records_answers_or_cli_output(
         seen.append(client.get("/status").text)
     with daemon.admin() as admin:
         seen.append(admin.get("/admin/v1/runs").text)
+    seen.extend(ui_pages(daemon, run["id"]))
     for args in (
         ("runs", "list", "--env", "test"),
         ("runs", "show", "--env", "test", run["id"]),
@@ -382,8 +435,33 @@ def test_no_secret_appears_in_logs_records_answers_or_cli_output(
     assert SECRETS["ROLLOUT_JWT_SECRET"] not in everything
 
 
-def test_sigterm_drains_and_exits_zero(project: Path, app: AppServer) -> None:
-    running = Daemon(project, app.url).start()
+def ui_pages(daemon: Daemon, run_id: str) -> list[str]:
+    """Every page of /ui an operator and a consumer see, and a replay made through its form."""
+    sides = {
+        "/ui": (SECRETS["ROLLOUT_ADMIN_TOKEN"], ["/runs", "/automations", "/consumers", "/status"]),
+        "/ui/embed": (consumer_token("acme"), ["", "/runs", "/credentials"]),
+    }
+    pages = []
+    for base, (token, paths) in sides.items():
+        with httpx.Client(base_url=daemon.url, follow_redirects=True) as browser:
+            signed = browser.post("/ui/session", data={"token": token, "next": base + paths[0]})
+            assert signed.status_code == 200 and 'name="csrf"' in signed.text, signed.text
+            for path in [*paths, f"/runs/{run_id}"]:
+                page = browser.get(base + path)
+                assert page.status_code == 200, (base + path, page.text)
+                pages.append(page.text)
+            csrf = re.search(r'name="csrf" value="([^"]+)"', pages[-1])
+            assert csrf is not None
+            replay = browser.post(f"{base}/runs/{run_id}/replay", data={"csrf": csrf[1]})
+            assert replay.status_code == 200, replay.text
+            pages.append(replay.text)
+    assert sum("Bearer ***" in page for page in pages) >= 2  # both sides show the request
+    return pages
+
+
+@PROCESSES
+def test_sigterm_drains_and_exits_zero(project: Path, app: AppServer, processes: int) -> None:
+    running = serving(Daemon(project, app.url), processes)
     app.default = Answer(200, {"received": True}, delay=0.5)
     with running.client("acme") as client:
         push(client, ORDER)
@@ -397,14 +475,17 @@ def test_sigterm_drains_and_exits_zero(project: Path, app: AppServer) -> None:
     assert [r["status"] for r in runs] == ["succeeded"]  # it finished before the exit
 
 
-def test_run_once_executes_what_is_due_and_exits(project: Path, app: AppServer) -> None:
+@PROCESSES
+def test_run_once_executes_what_is_due_and_exits(
+    project: Path, app: AppServer, processes: int
+) -> None:
     sink = project / "connectors" / "sink.yaml"
     sink.write_text(
         sink.read_text()
         .replace("max_attempts: 4", "max_attempts: 20")
         .replace("base: 100ms", "base: 1s")
     )
-    down = Daemon(project, f"http://127.0.0.1:{free_port()}").start()
+    down = serving(Daemon(project, f"http://127.0.0.1:{free_port()}"), processes)
     with down.client("acme") as client:
         for order in (1, 2, 3):
             assert push(client, {**ORDER, "order_id": order}).status_code == 202
@@ -413,3 +494,24 @@ def test_run_once_executes_what_is_due_and_exits(project: Path, app: AppServer) 
     result = once.cli("run", "--env", "test", "--once")
     assert result.returncode == 0, result.stdout + result.stderr
     assert sorted(r.path for r in app.requests) == ["/orders/1", "/orders/2", "/orders/3"]
+
+
+@pytest.mark.parametrize("processes", [2], indirect=True, ids=["2p"])
+def test_a_process_that_dies_stops_the_daemon_and_every_other_process(
+    daemon: Daemon, processes: int
+) -> None:
+    # A supervisor (systemd, Kubernetes) restarts a daemon that exits; one left half running
+    # would keep serving with fewer processes and nobody would know.
+    assert daemon.process is not None
+    pid = daemon.process.pid
+    children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    assert len(children) == processes
+    os.kill(children[0], signal.SIGKILL)
+    assert daemon.process.wait(30) != 0
+    assert "exited with code -9: stopping the others" in daemon.logs()
+    for child in children:
+        assert not Path(f"/proc/{child}").exists() or "Z" in _state(child)
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]

@@ -130,6 +130,9 @@ def test_rate_limit_spaces_one_credentials_runs_and_leaves_the_workers_to_others
     assert globex_done < 1.5  # not queued behind acme's waits
     acme_stamps = sorted(r.at for r in app.requests if r.path.startswith("/orders/"))
     assert len(acme_stamps) == 5
-    assert acme_stamps[-1] - acme_stamps[0] >= 5.0 - 0.1  # slots at 0, 0, 2.5, 2.5, 5
+    # slots at 0, 0, 2.5, 2.5, 5 as the sends leave; the App stamps them on arrival, which a
+    # loaded machine delays by a few hundred ms either way (without the limit: a span near 0)
+    jitter = 0.3
+    assert acme_stamps[-1] - acme_stamps[0] >= 5.0 - jitter
     for earlier, later in zip(acme_stamps, acme_stamps[2:], strict=False):
-        assert later - earlier >= 2.5 - 0.1  # never three in one window
+        assert later - earlier >= 2.5 - jitter  # never three in one window

@@ -19,7 +19,10 @@ from poll_env import automation, trigger, write_automations, write_shop
 from runner_env import SECRETS, compile_env, copy_project
 from store_env import close_stores, replica_stores
 
+from rollout_yaml.engine.outbound import Outbound
+from rollout_yaml.engine.polls import PollFetch, poll_groups
 from rollout_yaml.engine.runtime import Runtime
+from rollout_yaml.http.client import AppClients
 from rollout_yaml.store.base import Store
 from rollout_yaml.store.factory import open_store
 from rollout_yaml.store.records import RunQuery
@@ -496,5 +499,50 @@ def test_poll_pages_draw_from_the_credentials_rate_limit(
         finally:
             await runtime.stop(grace=5)
             await store.close()
+
+    asyncio.run(scenario())
+
+
+# -- compressed answers and several Link headers (a real App's habits) ----------------------
+
+ENCODED_STYLES = [
+    ("link", "gzip", False),
+    ("link", "br", True),
+    ("cursor", "deflate", False),
+    ("next", "br", False),
+    ("page", "gzip", False),
+    ("offset", "deflate", False),
+]
+
+
+@pytest.mark.parametrize(("style", "encoding", "several_links"), ENCODED_STYLES)
+def test_every_pagination_style_reads_compressed_pages(
+    style: str,
+    encoding: str,
+    several_links: bool,
+    tmp_path: Path,
+    sink: AppServer,
+    shop: ListServer,
+) -> None:
+    """Pages come gzip-, deflate- or br-encoded (decoded as they stream in); `link_header`
+    also follows a `rel="next"` sent in one of several `Link` headers."""
+    shop.encoding, shop.several_links = encoding, several_links
+    project = project_with(
+        tmp_path, shop, {"items": trigger(style)}, {"items-to-sink": automation("items")}
+    )
+
+    async def scenario() -> None:
+        env = compile_env(project, sink.url)
+        (group,) = poll_groups(env).values()
+        clients = AppClients()
+        try:
+            fetch = PollFetch(env, group, Outbound(clients), None)
+            pages = [page async for page in fetch.pages()]
+        finally:
+            await clients.close()
+        assert [len(page.items) for page in pages] == [100, 100, 50]
+        assert [item.id for page in pages for item in page.items] == [str(n) for n in range(1, 251)]
+        assert fetch.stopped == "last page"
+        assert "gzip" in shop.requests[0].headers["Accept-Encoding"]
 
     asyncio.run(scenario())

@@ -314,3 +314,137 @@ def test_property_names():
         "b",
     }
     assert property_names("not a schema") is None
+
+
+# -- the quick check -------------------------------------------------------------------------
+
+QUICK_SCHEMAS = [
+    {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}},
+    {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["status"],
+        "properties": {
+            "status": {"type": "string", "enum": ["open", "closed"]},
+            "count": {"type": "integer", "minimum": 0, "exclusiveMaximum": 10},
+            "ratio": {"type": "number", "maximum": 1},
+            "email": {"type": "string", "format": "email", "maxLength": 20},
+            "code": {"type": "string", "pattern": "^[A-Z]{2}$", "minLength": 2},
+            "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 2},
+            "flag": {"enum": [True, None, 1]},
+            "fixed": {"const": "x"},
+            "any": {"type": ["string", "null"], "description": "either", "secret": True},
+        },
+    },
+    {"type": "object", "additionalProperties": {"type": "integer"}},
+    {"type": "object", "properties": {"a": {"anyOf": [{"type": "string"}]}}},
+    {"type": "object", "properties": {"a": {"type": []}}},
+    {"type": "object", "patternProperties": {"^x": {"type": "string"}}},
+    {"properties": {"when": {"type": "string", "format": "date-time"}}},
+    {"type": "array", "prefixItems": [{"type": "string"}]},
+]
+QUICK_VALUES = [
+    {},
+    [],
+    "open",
+    None,
+    {"id": "a"},
+    {"id": 1},
+    {"status": "open"},
+    {"status": "opened"},
+    {"status": "open", "count": 3, "ratio": 0.5, "email": "a@b.co", "code": "AB"},
+    {"status": "open", "count": True},
+    {"status": "open", "count": 2.0},
+    {"status": "open", "count": 10},
+    {"status": "open", "count": -1},
+    {"status": "open", "ratio": 1.5},
+    {"status": "open", "email": "not an email"},
+    {"status": "open", "email": "a-very-long-address@example.com"},
+    {"status": "open", "code": "abc"},
+    {"status": "open", "tags": []},
+    {"status": "open", "tags": ["a", "b", "c"]},
+    {"status": "open", "tags": ["a", 1]},
+    {"status": "open", "flag": True},
+    {"status": "open", "flag": 1},
+    {"status": "open", "flag": 1.0},
+    {"status": "open", "flag": False},
+    {"status": "open", "fixed": "y"},
+    {"status": "open", "any": None},
+    {"status": "open", "any": 3},
+    {"status": "open", "other": 1},
+    {"x": 1, "y": "2"},
+    {"a": "s"},
+    {"a": 1},
+    {"when": "2026-12-01T10:00:00Z"},
+    {"when": "yesterday"},
+    ["s"],
+]
+
+
+@pytest.mark.parametrize("schema", QUICK_SCHEMAS)
+def test_the_quick_check_passes_only_values_jsonschema_passes(schema):
+    compiled = Schema(schema)
+    passed = 0
+    for value in QUICK_VALUES:
+        if compiled.certainly_valid(value):
+            passed += 1
+            assert compiled.violations(value) == [], value
+    assert passed or compiled.certainly_valid({}) is False
+
+
+def test_the_quick_check_passes_the_common_valid_values():
+    compiled = Schema(QUICK_SCHEMAS[1])
+    for value in QUICK_VALUES[6], QUICK_VALUES[8], QUICK_VALUES[10], QUICK_VALUES[20]:
+        assert compiled.certainly_valid(value)
+    assert not compiled.certainly_valid({"status": "open", "flag": 1.0})  # left to jsonschema
+    assert not Schema(QUICK_SCHEMAS[3]).certainly_valid({"a": "s"})  # anyOf: jsonschema's
+
+
+def test_the_quick_check_can_leave_required_names_to_later():
+    compiled = Schema(QUICK_SCHEMAS[1] | {"required": ["status", "code"]})
+    assert not compiled.certainly_valid({"status": "open"})
+    assert compiled.certainly_valid({"status": "open"}, {"code"})
+    assert not compiled.certainly_valid({"status": "opened"}, {"code"})
+    assert not compiled.certainly_valid({}, {"code"})
+    for value in QUICK_VALUES:
+        if compiled.certainly_valid(value, {"code", "status"}):
+            assert all(
+                v.validator == "required" and v.missing_property in ("code", "status")
+                for v in compiled.violations(value)
+            ), value
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "string", "minLength": 1.0},
+        {"type": ["string", "string"]},
+        {"type": []},
+        {"required": ["a", "a"]},
+        {"pattern": "("},
+        {"properties": {"a": {"type": "strin"}}},
+        {"anyOf": []},
+        {"minimum": "1"},
+        {"$id": "#frag"},
+        {"items": {"enum": "a"}},
+    ],
+)
+def test_schemas_the_quick_meta_check_leaves_to_jsonschema_are_judged_as_before(schema):
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        with pytest.raises(SchemaProblem) as raised:
+            check_schema(schema)
+        assert str(raised.value) == f"invalid JSON Schema: {exc.message}"
+        assert raised.value.path == tuple(exc.absolute_path)
+    else:
+        check_schema(schema)
+
+
+def test_common_schemas_pass_the_meta_check():
+    for schema in QUICK_SCHEMAS[:4]:
+        check_schema(schema)
+    check_schema({"type": "object", "x-vendor": {"type": 1}, "secret": True})

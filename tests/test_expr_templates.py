@@ -9,6 +9,7 @@ import pytest
 
 from rollout_yaml.expr.templates import (
     MAX_OUTPUT_CHARS,
+    Params,
     RenderError,
     Template,
     TemplateCompiler,
@@ -404,11 +405,17 @@ def test_globals_are_empty_so_names_only_fail_at_render(compiler, source):
     assert "<" not in message and "0x" not in message  # no object reprs leak
 
 
-def test_computed_unsafe_item_is_refused_by_the_sandbox_at_render(compiler):
-    template = compiler.compile("{{ x['__cla' ~ 'ss__'] }}")
+def test_a_name_built_in_the_template_is_refused_at_compile_time(compiler):
+    with pytest.raises(TemplateProblem) as info:
+        compiler.compile("{{ x['__cla' ~ 'ss__'] }}")
+    assert info.value.code == "RY303"
+
+
+def test_an_unsafe_name_read_from_the_data_is_refused_by_the_sandbox_at_render(compiler):
+    template = compiler.compile("{{ x[p.key] }}")
     with pytest.raises(RenderError) as info:
-        template.render({"x": {"a": 1}})
-    assert "unsafe" in str(info.value)
+        template.render({"x": "text", "p": {"key": "__class__"}})
+    assert "unsafe" in str(info.value) or "refused" in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -436,7 +443,7 @@ def test_str_format_reached_indirectly_never_leaks(compiler, source):
     ("source", "context"),
     [
         ('{{ "%(a)s" | format(b=1) }}', {}),
-        ("{{ p.l.pop() }}", {"p": {"l": []}}),
+        ("{{ p.l[5] }}", {"p": {"l": []}}),
         ("{{ p.s | truncate(-1) }}", {"p": {"s": "abc"}}),
     ],
 )
@@ -570,3 +577,49 @@ def test_path_template_expression_output_cannot_add_segments(compiler):
 def test_path_template_missing_field_raises(compiler):
     with pytest.raises(RenderError, match="`id`"):
         compiler.compile("/orders/{{ input.id }}", path=True).render({"input": {}})
+
+
+PLAIN_LOOKUPS = [
+    "{{ params.x }}",
+    " {{ params.x.y }} ",
+    "{{ params.x | default(none) }}",
+    "{{ params.x | default('d') }}",
+    "{{ params.x | default('d', true) }}",
+    "{{ params.x | default('d', false) }}",
+    "{{ payload.items }}",
+    "{{ consumer.key }}",
+    "{{ params.x | default(params.y) }}",
+    "{{ params['x'] }}",
+]
+LOOKUP_CONTEXTS = [
+    {"params": Params({"x": "a", "y": 2}, {"x", "y"}), "consumer": {"key": "c"}},
+    {"params": Params({}, {"x"}), "consumer": {}},
+    {"params": Params({"x": ""}, {"x"})},
+    {"params": Params({"x": 0}, {"x"})},
+    {"params": Params({"x": None}, {"x"})},
+    {"params": Params({"x": {"y": [1]}}, {"x"})},
+    {"params": Params({"x": {"z": 1}}, {"x"})},
+    {"params": Params({"x": "s"}, {"x"})},
+    {"params": {"x": {"y": False}}, "payload": {"items": [1, 2]}},
+    {"params": {}, "payload": []},
+    {},
+]
+
+
+@pytest.mark.parametrize("source", PLAIN_LOOKUPS)
+def test_plain_lookups_render_as_jinja_does(source):
+    compiler = TemplateCompiler()
+    template = compiler.compile(source)
+    expression = compiler.env.compile_expression(source.strip()[2:-2], undefined_to_none=False)
+    reference = Template(
+        source, lambda ctx: expression(**ctx), native=True, names=template.names, paths={}
+    )
+    for ctx in LOOKUP_CONTEXTS:
+        outcomes = []
+        for candidate in (template, reference):
+            try:
+                outcomes.append(("ok", candidate.render(ctx)))
+            except RenderError as exc:
+                outcomes.append(("error", str(exc)))
+        assert outcomes[0] == outcomes[1], (source, ctx)
+        assert type(outcomes[0][1]) is type(outcomes[1][1])

@@ -9,7 +9,8 @@ import pytest
 from app_server import Answer, AppServer
 from daemon_proc import free_port
 
-from rollout_yaml.http.client import AppClients, SendError
+from rollout_yaml.http.client import AppClients
+from rollout_yaml.http.errors import ConnectFailed, SendError, SendTimeout, TooLarge
 from rollout_yaml.http.request import PreparedRequest
 
 
@@ -73,20 +74,20 @@ def test_response_over_the_limit_fails_the_attempt(app: AppServer) -> None:
     app.answer(Answer(200, {"data": "x" * 5000}))
     with pytest.raises(SendError) as failed:
         _send(_request(f"{app.url}/big"), max_bytes=1000)
-    assert failed.value.kind == "too_large"
+    assert isinstance(failed.value, TooLarge)
 
 
 def test_a_slow_app_times_out(app: AppServer) -> None:
     app.answer(Answer(200, {"ok": True}, delay=1.5))
     with pytest.raises(SendError) as failed:
         _send(_request(f"{app.url}/slow", timeout=0.3))
-    assert failed.value.kind == "timeout"
+    assert isinstance(failed.value, SendTimeout) and failed.value.transient
 
 
 def test_nobody_listening_is_a_connection_error() -> None:
     with pytest.raises(SendError) as failed:
         _send(_request(f"http://127.0.0.1:{free_port()}/x"))
-    assert failed.value.kind == "connection"
+    assert isinstance(failed.value, ConnectFailed) and failed.value.transient
 
 
 def test_redirects_are_not_followed(app: AppServer) -> None:

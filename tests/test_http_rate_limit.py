@@ -123,17 +123,25 @@ def test_a_limit_that_allows_nothing_or_everything_is_a_diagnostic(
     assert [(d.code, d.file, d.line) for d in found] == [(code, "connectors/shop.yaml", line)]
 
 
+async def _limited_send(
+    limiter: RateLimiter, clients: AppClients, app: str, url: str, quota: Quota
+) -> None:
+    """A send after its slot, as the outbound path (engine/outbound.py) makes it."""
+    await asyncio.sleep((await limiter.take(quota)).wait)
+    await clients.send(app, _request(url), 1000)
+
+
 def test_sends_at_r_per_second_take_the_expected_time_at_a_real_server(app: AppServer) -> None:
     """12 sends at 5 per second: 5 at once, 5 a second later, 2 a second after that."""
     quota = Quota(("limited", "acme", "main"), 5, 1.0)
 
     async def scenario() -> float:
-        clients = AppClients()
+        clients, limiter = AppClients(), RateLimiter()
         started = time.monotonic()
         try:
             await asyncio.gather(
                 *(
-                    clients.send("limited", _request(f"{app.url}/n/{i}"), 1000, quota=quota)
+                    _limited_send(limiter, clients, "limited", f"{app.url}/n/{i}", quota)
                     for i in range(12)
                 )
             )
@@ -154,19 +162,19 @@ def test_one_apps_limit_does_not_slow_another_apps_sends(app: AppServer) -> None
     fast = Quota(("fast", "acme", "main"), 100, 1.0)
 
     async def scenario() -> tuple[float, float]:
-        clients = AppClients()
+        clients, limiter = AppClients(), RateLimiter()
         try:
             started = time.monotonic()
             throttled = asyncio.gather(
                 *(
-                    clients.send("slow", _request(f"{app.url}/slow/{i}"), 1000, quota=slow)
+                    _limited_send(limiter, clients, "slow", f"{app.url}/slow/{i}", slow)
                     for i in range(4)
                 )
             )
             await asyncio.sleep(0.05)  # the slow App's sends are now waiting for slots
             await asyncio.gather(
                 *(
-                    clients.send("fast", _request(f"{app.url}/fast/{i}"), 1000, quota=fast)
+                    _limited_send(limiter, clients, "fast", f"{app.url}/fast/{i}", fast)
                     for i in range(10)
                 )
             )

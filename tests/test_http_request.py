@@ -18,6 +18,7 @@ from rollout_yaml.config.loader import load_definitions
 from rollout_yaml.config.project import Layout
 from rollout_yaml.expr.compiled import CompiledApp
 from rollout_yaml.expr.compiler import compile_definitions
+from rollout_yaml.http.auth import sign
 from rollout_yaml.http.request import (
     PreparedRequest,
     RequestBuildError,
@@ -56,7 +57,7 @@ def context(**parts: Any) -> dict[str, Any]:
 
 
 def build(app: CompiledApp, action: str, ctx: dict[str, Any]) -> PreparedRequest:
-    return build_request(app, app.actions[action].request, ctx, ctx["credential"])
+    return sign(app, build_request(app, app.actions[action].request, ctx), ctx)
 
 
 # -- join_url --------------------------------------------------------------------------------

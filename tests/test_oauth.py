@@ -198,9 +198,10 @@ def test_connect_refuses_what_cannot_be_connected(daemon: Daemon) -> None:
         assert bad_redirect.status_code == 422
         as_json = client.get(
             "/v1/connect/crm", headers={"Accept": "application/json"}
-        )  # the only stored crm credential is chosen
+        )  # without `credential`: a new one, its key made up
         assert as_json.status_code == 200
         assert as_json.json()["authorize_url"].startswith("http://127.0.0.1")
+        assert as_json.json()["credential"].startswith("crm-")
     with httpx.Client(base_url=daemon.url) as anonymous:
         assert anonymous.get("/v1/connect/crm").status_code == 401
 

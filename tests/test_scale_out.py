@@ -214,3 +214,92 @@ def test_three_replicas_poll_a_group_once_per_interval(
     assert min(gaps) > 1.5, f"polled twice within an interval: {gaps}"
     deliveries = Counter(r.path for r in app.requests if r.path.startswith("/orders/"))
     assert deliveries == Counter({f"/orders/{n}": 2 for n in range(1, 36)})
+
+
+# -- one daemon, several processes (`runtime.processes`) -----------------------------------
+
+
+def with_processes(project: Path, count: int) -> Path:
+    env_file = project / "environments/test/environment.yaml"
+    text = env_file.read_text()
+    assert "  workers: 16\n" in text
+    env_file.write_text(text.replace("  workers: 16\n", f"  workers: 16\n  processes: {count}\n"))
+    return project
+
+
+def test_a_daemon_of_two_processes_on_sqlite_fires_a_schedule_once_per_tick(
+    tmp_path: Path, app: AppServer
+) -> None:
+    # both processes run the scheduler; the named lease in the SQLite file lets one fire
+    project = with_processes(copy_project(tmp_path), 2)
+    consumer = project / "environments/test/consumers/acme.yaml"
+    consumer.write_text(consumer.read_text() + EVERY_2S)
+    daemon = Daemon(project, app.url).start()
+    try:
+        assert "daemon started 2 processes" in daemon.logs()
+        time.sleep(7)
+    finally:
+        daemon.stop()
+    ticks = [r.json()["text"] for r in app.requests if r.path == "/orders/2"]
+    assert len(ticks) == len(set(ticks)), f"a tick fired twice: {sorted(ticks)}"
+    moments = sorted(datetime.fromisoformat(t.replace("Z", "+00:00")) for t in ticks)
+    assert len(moments) >= 2
+    gaps = {(b - a).total_seconds() for a, b in itertools.pairwise(moments)}
+    assert gaps == {2.0}, f"ticks off their 2 s phase: {sorted(ticks)}"
+
+
+def test_a_two_process_daemon_killed_mid_load_on_postgresql_loses_nothing(
+    tmp_path: Path, app: AppServer, pg_database: str
+) -> None:
+    # The App is slow, so runs queue in both processes; the daemon dies with SIGKILL (and its
+    # processes with it); the next one takes every run over once the leases expire (3 s).
+    app.default = Answer(200, {"received": True}, delay=0.05)
+    project = with_processes(shared_project(tmp_path), 2)
+    first = Daemon(project, app.url, extra_env={"DATABASE_URL": pg_database}).start()
+    total = 400
+
+    def send(batch: int) -> None:
+        events = [
+            {
+                "app": "partner",
+                "trigger": "order-created",
+                "id": f"e-{i}",
+                "payload": {"order_id": i, "total": 20},
+            }
+            for i in range(batch * BATCH, (batch + 1) * BATCH)
+        ]
+        with first.client("acme") as client:  # a connection each: either process
+            answer = client.post("/v1/events", json={"events": events})
+        assert answer.status_code == 202, answer.text
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(send, range(total // BATCH)))
+    first.kill()
+    killed = time.time()
+    second = Daemon(
+        project, app.url, port=first.port, extra_env={"DATABASE_URL": pg_database}
+    ).start()
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            done = fetch(pg_database, "SELECT count(*) FROM runs WHERE status = 'succeeded'")
+            if done[0][0] == total:
+                break
+            time.sleep(0.25)
+        statuses = dict(fetch(pg_database, "SELECT status, count(*) FROM runs GROUP BY status"))
+        per_event = fetch(
+            pg_database,
+            "SELECT count(*), count(DISTINCT event_id), (SELECT count(*) FROM events) FROM runs",
+        )
+    finally:
+        second.stop()
+    assert statuses == {"succeeded": total}, statuses
+    assert per_event == [(total, total, total)]  # every event exactly one run
+    arrivals: dict[str, list[float]] = defaultdict(list)
+    for request in app.requests:
+        arrivals[request.headers["Idempotency-Key"]].append(request.at)
+    assert len(arrivals) == total
+    # sent again only if the dead daemon had sent it (in flight, or answered but its record
+    # not yet committed): its first send came before the kill
+    again = [sorted(times) for times in arrivals.values() if len(times) > 1]
+    assert all(times[0] <= killed + 0.5 for times in again), (killed, again)

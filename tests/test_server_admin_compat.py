@@ -3,6 +3,7 @@ aliases (camelCase, Rollout's statuses), over the real app."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -124,44 +125,68 @@ def test_automation_runs_alias_maps_statuses(live: LiveEnvironment) -> None:
     live.push("globex", {"order_id": 4, "total": 20})
     live.wait_for_runs(4)
     runs = rollout_runs(live)
-    assert {r["status"] for r in runs} == {"SUCCESS", "USER_ERROR", "FILTERED"}
+    # filtered runs (which Rollout does not have) are listed only when asked for
+    assert {r["status"] for r in runs} == {"SUCCESS", "USER_ERROR"}
+    assert [r["status"] for r in rollout_runs(live, status="FILTERED")] == ["FILTERED"]
     assert all(r["consumerKey"] == "acme" for r in runs)
     first = next(r for r in runs if r["status"] == "SUCCESS")
-    assert first["automationId"] == "orders-to-sink"
+    automation_id = first["automationId"]
+    assert str(uuid.UUID(automation_id)) == automation_id and str(uuid.UUID(first["id"]))
+    assert first["rolloutYaml"] == {
+        "runId": first["rolloutYaml"]["runId"],
+        "automationKey": "orders-to-sink",
+    }
     assert first["inputParams"]["order_id"] == 1
     assert first["triggerEvent"]["appKey"] == "partner"
     assert first["triggerEvent"]["triggerKey"] == "order-created"
+    assert first["triggerEvent"]["payload"] == {"order_id": 1, "total": 20}
     assert [r["status"] for r in rollout_runs(live, status="USER_ERROR")] == ["USER_ERROR"]
     assert rollout_runs(live, status="SERVER_ERROR") == []
     assert [r["status"] for r in rollout_runs(live, status="succeeded")] == ["SUCCESS"]
-    assert len(rollout_runs(live, automationId="orders-to-sink", limit=1)) == 1
+    assert len(rollout_runs(live, automationId=automation_id, limit=1)) == 1
+    assert len(rollout_runs(live, automationId="orders-to-sink")) == 2  # its key works too
 
 
 def test_automations_and_credentials_aliases(live: LiveEnvironment) -> None:
     with live.client("globex") as client:
         automations = client.get("/api/automations").json()
         credentials = client.get("/api/credentials").json()
-    assert automations == [
-        {
-            "id": "orders-to-chat",
-            "automationId": "orders-to-chat",
-            "consumerKey": "globex",
-            "blueprintKey": None,
-            "name": automations[0]["name"],
-            "enabled": True,
-            "trigger": {
-                "appKey": "partner",
-                "triggerKey": "order-created",
-                "credentialKey": None,
-                "inputParams": {},
-            },
-            "action": {"appKey": "sink", "actionKey": "post-message", "credentialKey": "sink"},
-        }
-    ]
+    [automation] = automations
+    assert str(uuid.UUID(automation["id"])) == automation["id"]
+    assert automation == {
+        "id": automation["id"],
+        "createdAt": automation["createdAt"],
+        "updatedAt": automation["updatedAt"],
+        "status": "READY",
+        "active": True,
+        "live": True,
+        "consumerKey": "globex",
+        "blueprintKey": None,
+        "name": automation["name"],
+        "trigger": {
+            "appKey": "partner",
+            "triggerKey": "order-created",
+            "credentialKey": "globex",
+            "inputParams": {},
+        },
+        "action": {
+            "appKey": "sink",
+            "actionKey": "post-message",
+            "credentialKey": "sink",
+            "inputParams": {"text": "Globex order {{payload.order_id}}"},
+        },
+        "customData": None,
+        "rolloutYaml": {
+            "key": "orders-to-chat",
+            "file": "environments/test/consumers/globex.yaml",
+        },
+    }
     assert credentials == [
         {
             "id": "sink",
             "credentialKey": "sink",
+            "credentialType": "PRIMARY",
+            "label": "sink",
             "appKey": "sink",
             "consumerKey": "globex",
             "stored": False,

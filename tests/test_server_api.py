@@ -258,7 +258,11 @@ def test_automations_with_status_and_last_run(live: LiveEnvironment) -> None:
         missing = client.get("/v1/automations/nope")
     assert before["next_cursor"] is None
     [automation] = before["automations"]
-    assert automation["key"] == "orders-to-sink" and automation["status"] == "enabled"
+    assert (
+        automation["key"] == "orders-to-sink"
+        and automation["enabled"] is True
+        and automation["source"] == "file"
+    )
     assert automation["last_run"] is None and automation["webhook_url"] is None
     assert automation["trigger"]["app"] == "partner"
     assert one["last_run"]["id"] == run["id"] and one["last_run"]["status"] == "succeeded"
@@ -283,9 +287,12 @@ def test_credentials_never_show_values(live: LiveEnvironment) -> None:
             {
                 "key": "sink",
                 "app": "sink",
+                "source": "file",
                 "stored": False,
                 "declared": True,
                 "status": "configured",
+                "label": None,
+                "tested_at": None,
                 "expires_at": None,
                 "updated_at": None,
                 "error": None,
@@ -341,11 +348,12 @@ def test_health_status_metrics_openapi(live: LiveEnvironment) -> None:
     live.push("acme", {"order_id": 1, "total": 20})
     live.wait_for_runs(1)
     with live.client(None) as client:
-        assert client.get("/healthz").json() == {"status": "ok"}
+        health = client.get("/healthz").json()
         ready = client.get("/readyz")
         status = client.get("/status").json()
         metrics = client.get("/metrics")
         openapi = client.get("/openapi.json").json()
+    assert health == {"status": "ok", "environment": "test", "instance": live.runtime.instance}
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
     assert status["generation"] == 1 and status["last_reload_error"] is None
     assert status["webhooks"] == {"hooks": {}, "pending": []}  # no webhook trigger here

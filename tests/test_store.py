@@ -56,6 +56,26 @@ def run_for(e: EventRecord, automation: str = "notify") -> NewRun:
     )
 
 
+def test_one_run_per_automation_and_event_key_whatever_its_id(store: Store) -> None:
+    """The runs table's unique constraint (consumer, automation, event key): a second run of
+    the same event for the same automation, under a new id, is not stored; another
+    automation's is."""
+
+    async def body(s: Store) -> Any:
+        e = event("only-once")
+        first = run_for(e)
+        await s.ingest([(e, [first])])
+        again = [run_for(e), run_for(e)]
+        other = run_for(e, automation="archive")
+        inserted = await s.insert_runs([*again, other])
+        runs = await s.list_runs(RunQuery(consumer="acme", limit=10))
+        return first, inserted, other, runs
+
+    first, inserted, other, runs = run_with(store, body)
+    assert inserted == [other.id]
+    assert sorted(r.id for r in runs) == sorted([first.id, other.id])
+
+
 def test_an_event_key_stored_twice_gets_runs_once(store: Store) -> None:
     async def body(s: Store) -> Any:
         first, second = event("a"), event("a")
@@ -321,4 +341,29 @@ def test_a_failing_write_does_not_fail_the_writes_committed_with_it(store: Store
     (failed, ingested), runs = run_with(store, body)
     assert isinstance(failed, Exception)
     assert not isinstance(ingested, BaseException) and ingested[0].new
+    assert [r.event.dedupe_key for r in runs] == ["good"]
+
+
+def test_a_write_retried_alone_is_answered_only_once_committed(tmp_path: Path) -> None:
+    """SQLite retries the ops of a failed batch one by one; each caller must hear back only
+    after its own commit, or it could acknowledge an event a crash would then lose."""
+    import sqlalchemy as sa
+
+    from rollout_yaml.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "state.db")
+
+    async def body(s: SQLiteStore) -> Any:
+        assert s._engine is not None
+        sa.event.listen(s._engine, "commit", lambda _conn: time.sleep(0.3))  # a slow disk
+        good = event("good")
+        orphan = NewRun(
+            new_id("run"), "acme", "notify", "evt_missing", "k", RunStatus.QUEUED, None, 1.0
+        )
+        pending = [s.insert_runs([orphan]), s.ingest([(good, [run_for(good)])])]
+        _failed, ingested = await asyncio.gather(*pending, return_exceptions=True)
+        return ingested, await s.list_runs(RunQuery())  # straight after the answer
+
+    ingested, runs = run_with(store, body)  # type: ignore[arg-type]
+    assert ingested[0].new
     assert [r.event.dedupe_key for r in runs] == ["good"]
