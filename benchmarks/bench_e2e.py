@@ -25,6 +25,7 @@ import httpx
 import jwt
 
 from benchmarks.load import LoadResult, event_body, run_load
+from benchmarks.measure import cpu_seconds
 
 NAME = "e2e"
 JWT_SECRET = "bench-jwt-secret-0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -109,7 +110,7 @@ def _port() -> int:
         return int(sock.getsockname()[1])
 
 
-def write_project(root: Path) -> Path:
+def write_project(root: Path, processes: int | str = 1) -> Path:
     if root.exists():
         shutil.rmtree(root)
     (root / "connectors").mkdir(parents=True)
@@ -117,7 +118,9 @@ def write_project(root: Path) -> Path:
         (root / "connectors" / name).write_text(text)
     env = root / "environments" / "bench"
     (env / "consumers").mkdir(parents=True)
-    (env / "environment.yaml").write_text(ENVIRONMENT)
+    (env / "environment.yaml").write_text(
+        ENVIRONMENT.replace("workers: 16,", f"workers: 16, processes: {processes},")
+    )
     (env / "consumers" / "c1.yaml").write_text(CONSUMER)
     return root
 
@@ -188,6 +191,12 @@ class Runner:
         self.process.wait(60)
         self.log.close()
 
+    def kill(self) -> None:
+        """`kill -9`: no drain, no lease released, nothing flushed but what was committed."""
+        self.process.kill()
+        self.process.wait(60)
+        self.log.close()
+
 
 def _token() -> str:
     now = int(time.time())
@@ -241,10 +250,11 @@ def run(workdir: Path) -> dict[str, Any]:
     return measure(workdir, "sqlite", "sqlite")
 
 
-def measure(workdir: Path, database: str, label: str) -> dict[str, Any]:
-    """The e2e figures of one store: `database` is the environment's `database:` setting."""
+def measure(workdir: Path, database: str, label: str, processes: int | str = 1) -> dict[str, Any]:
+    """The e2e figures of one store: `database` is the environment's `database:` setting,
+    `processes` its `runtime.processes`."""
     workdir.mkdir(parents=True, exist_ok=True)
-    project = write_project(workdir / "e2e-project")
+    project = write_project(workdir / "e2e-project", processes)
 
     baseline_sink = Sink(workdir)
     direct = asyncio.run(_sink_direct(baseline_sink.port))
@@ -255,22 +265,29 @@ def measure(workdir: Path, database: str, label: str) -> dict[str, Any]:
     runner = Runner(project, sink.url, workdir / f"e2e-runner-{label}.log", database)
     token = _token()
     try:
+        cpu_start = cpu_seconds(runner.process.pid)
         throughput = asyncio.run(
             _push(runner.port, token, 0, duration=THROUGHPUT_SECONDS, rate=None)
         )
         time.sleep(5)  # let the queue drain before the latency run
+        cpu_middle = cpu_seconds(runner.process.pid)
         latency = asyncio.run(
             _push(runner.port, token, 10_000_000, duration=LATENCY_SECONDS, rate=LATENCY_RATE)
         )
         time.sleep(3)
+        cpu_end = cpu_seconds(runner.process.pid)
     finally:
         runner.stop()
         received = sink.stop()
     arrivals: dict[str, float] = received["arrivals"]
     high = _delivery(throughput, arrivals)
     steady = _delivery(latency, arrivals)
+    # the daemon's CPU time over each phase (its drain included) per event delivered in it
+    high["cpu_ms_per_event"] = 1000 * (cpu_middle - cpu_start) / max(high["delivered"], 1)
+    steady["cpu_ms_per_event"] = 1000 * (cpu_end - cpu_middle) / max(steady["delivered"], 1)
     return {
         "store": label,
+        "processes": processes,
         "concurrency": CONCURRENCY,
         "sink_direct_rps": round(sink_rps, 1),
         "throughput": {k: round(v, 2) for k, v in high.items()},

@@ -19,6 +19,8 @@ class LoadResult:
     accepted: int = 0
     errors: int = 0
     send_times: dict[str, float] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+    """Seconds from each request's send to its answer (every answer, refusals included)."""
     started: float = 0.0
     finished: float = 0.0
 
@@ -99,6 +101,7 @@ async def run_load(
                 writer.write(request_bytes(host, port, path, body, token, headers))
                 result.sent += 1
                 status = await _read_status(reader)
+                result.latencies.append(time.time() - now)
                 if status == ok_status:
                     result.accepted += 1
                 else:

@@ -87,3 +87,23 @@ def summary(runs: Sequence[Measurement]) -> dict[str, Any]:
         "seconds_all": [round(t, 4) for t in times],
         "peak_mib": round(max(r.peak_mib for r in runs), 1),
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process and every process under it so far (its
+    threads included), from `/proc` (Linux; 0.0 elsewhere): read before and after a load, the
+    difference divided by the events handled is CPU per event."""
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            stat = Path(f"/proc/{current}/stat").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        pending.extend(int(c) for c in children)
+    return total
