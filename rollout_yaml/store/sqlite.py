@@ -76,6 +76,21 @@ def _set_exception(future: asyncio.Future[Any], exc: BaseException) -> None:
         future.set_exception(exc)
 
 
+def _set_results(answers: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for future, value in answers:
+        _set_result(future, value)
+
+
+def _resolve_all(batch: list[_Op], results: list[Any]) -> None:
+    """Answer a committed batch with one wakeup of each event loop it came from, not one per
+    write: each wakeup is a system call and a hand-over of the GIL to the loop's thread."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
+    for op, result in zip(batch, results, strict=True):
+        by_loop.setdefault(op.loop, []).append((op.future, result))
+    for loop, answers in by_loop.items():
+        loop.call_soon_threadsafe(_set_results, answers)
+
+
 def _configure(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -249,8 +264,7 @@ class SQLiteStore(QueryStore):
                 else:  # answered once committed: a caller never acts on an uncommitted write
                     op.resolve(result)
             return
-        for op, result in zip(batch, results, strict=True):
-            op.resolve(result)
+        _resolve_all(batch, results)
 
     # -- the Store protocol --------------------------------------------------------------
 
