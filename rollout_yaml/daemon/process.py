@@ -17,6 +17,7 @@ import uvicorn
 from rollout_yaml.config.diagnostics import Diagnostic, Severity, format_text
 from rollout_yaml.config.loader import load_consumer_file
 from rollout_yaml.config.project import Layout
+from rollout_yaml.daemon import heap
 from rollout_yaml.daemon.logs import configure
 from rollout_yaml.daemon.watch import Watcher, watched_folders
 from rollout_yaml.engine.cipher import CredentialCipher, EncryptionKeyError
@@ -221,6 +222,7 @@ async def _run_forever(
             log.error("configuration not reloaded, the running one stays: %s", problem)
             return
         await runtime.reload(compiled)
+        heap.settle()  # the previous configuration is garbage now
         watcher.watch(folders(compiled))
         log.info(
             "configuration reloaded in %.0f ms (generation %d, %d automations)",
@@ -263,6 +265,7 @@ async def _run_forever(
 
     watcher = Watcher(folders(runtime.config.current), reload)
     await runtime.start()
+    heap.settle()  # configuration, app and modules are loaded: out of later collections
     watcher.start()
     if options.files_read_at is not None:
         watcher.catch_up(options.files_read_at)
