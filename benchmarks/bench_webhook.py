@@ -154,7 +154,8 @@ def run(workdir: Path) -> dict[str, Any]:
         throughput = asyncio.run(
             _deliver(runner.port, path, 0, duration=THROUGHPUT_SECONDS, rate=None)
         )
-        time.sleep(5)  # let the queue drain before the latency run
+        sink.wait_for(throughput.accepted)  # the backlog drained before the latency run
+        time.sleep(1)
         latency = asyncio.run(
             _deliver(runner.port, path, 10_000_000, duration=LATENCY_SECONDS, rate=LATENCY_RATE)
         )

@@ -4,6 +4,8 @@
     python -m benchmarks.sink PORT RESULT_FILE
 
 It writes `{order_id: arrival_time}` and counts per idempotency key to RESULT_FILE on SIGTERM.
+`GET /count` answers how many orders have arrived so far (a benchmark waits on it for a
+backlog to drain before its next phase).
 """
 
 from __future__ import annotations
@@ -54,8 +56,18 @@ class SinkProtocol(asyncio.Protocol):
             total = head_end + 4 + length
             if len(self.buffer) < total:
                 return
-            path = head.split(" ", 2)[1]
+            method, path = head.split(" ", 2)[:2]
             self.buffer = self.buffer[total:]
+            if method == "GET" and path == "/count":
+                count = str(len(self.arrivals)).encode()
+                assert self.transport is not None
+                self.transport.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
+                    + str(len(count)).encode()
+                    + b"\r\n\r\n"
+                    + count
+                )
+                continue
             self.arrivals.setdefault(path.rsplit("/", 1)[-1], time.time())
             if key:
                 self.keys[key] += 1
