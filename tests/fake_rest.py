@@ -7,23 +7,17 @@ under CI=true."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+from daemon_proc import free_port
 from octokit import FOLDER, npm_package
 
 PACKAGE = "json-server@0.17.4"
 BIN = FOLDER / "node_modules" / "json-server" / "lib" / "cli" / "bin.js"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class FakeRest:
@@ -31,7 +25,7 @@ class FakeRest:
         npm_package(PACKAGE, BIN)
         db = folder / "db.json"
         db.write_text(json.dumps(data))
-        self.port = _free_port()
+        self.port = free_port()
         self.process = subprocess.Popen(
             ["node", str(BIN), "--host", "127.0.0.1", "--port", str(self.port), str(db)],
             stdout=subprocess.DEVNULL,

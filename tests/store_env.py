@@ -15,6 +15,8 @@ from rollout_yaml.store.factory import open_store
 from rollout_yaml.store.postgres import async_url
 
 T = TypeVar("T")
+RELEASE_1 = Path(__file__).parent / "fixtures" / "migrations"
+"""The first release's own DDL, one file per backend."""
 
 
 def on_database(database: str, step: Callable[[sa.Connection], T]) -> T:
@@ -37,6 +39,33 @@ def on_database(database: str, step: Callable[[sa.Connection], T]) -> T:
             await engine.dispose()
 
     return asyncio.run(go())
+
+
+def release_1(conn: sa.Connection) -> None:
+    """The database as the first release left it, from that release's own DDL, with rows."""
+    dialect = "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
+    ddl = (RELEASE_1 / f"release_1.{dialect}.sql").read_text()
+    lines = [line for line in ddl.splitlines() if not line.startswith("--")]
+    for statement in "\n".join(lines).split(";"):
+        if statement.strip():
+            conn.execute(sa.text(statement))
+    conn.execute(
+        sa.text(
+            "INSERT INTO events VALUES ('evt_1', 'acme', 'partner', 'order-created', 'k1', "
+            "'{\"order_id\": 1}', 1.0, 'push')"
+        )
+    )
+    conn.execute(
+        sa.text(
+            "INSERT INTO runs (id, consumer, automation, event_id, event_key, status, attempts, "
+            "created_at, updated_at, finished_at) VALUES ('run_1', 'acme', 'orders', 'evt_1', "
+            "'k1', 'succeeded', 1, 1.0, 1.0, 1.0)"
+        )
+    )
+    conn.execute(
+        sa.text("INSERT INTO credentials VALUES ('acme', 'crm', 'crm', :secret, 'active', 1.0)"),
+        {"secret": b"\x00ciphertext"},
+    )
 
 
 async def replica_stores(database: str, env_dir: Path, count: int = 2) -> list[Store]:

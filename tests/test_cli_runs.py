@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import click
 import pytest
 from app_server import Answer, AppServer
 from click.testing import CliRunner, Result
+from daemon_proc import free_port
 from server_harness import (
     ACME_TOKEN,
     ADMIN_TOKEN,
@@ -42,10 +42,7 @@ from rollout_yaml.server.auth import verify_consumer_token
 
 
 def dead_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def invoke(command: click.Command, project: Path, environ: dict[str, str], *args: str) -> Result:

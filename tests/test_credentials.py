@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from oauth_provider import CLIENT_SECRET, Provider
 from runner_env import SECRETS
-from store_env import close_stores, on_database, replica_stores
+from store_env import close_stores, on_database, release_1, replica_stores
 
 from rollout_yaml.config.diagnostics import Severity
 from rollout_yaml.config.project import Layout
@@ -26,7 +26,6 @@ from rollout_yaml.engine.credentials import CredentialRejected, Credentials, Cre
 from rollout_yaml.expr.compiled import CompiledEnvironment
 from rollout_yaml.expr.compiler import load_and_compile
 from rollout_yaml.http.client import AppClients
-from rollout_yaml.store import schema
 from rollout_yaml.store.factory import open_store
 from rollout_yaml.store.migrations import LATEST
 from rollout_yaml.store.records import CredentialStatus
@@ -145,39 +144,8 @@ def test_state_expires_and_is_bound_to_the_environment_key(
 # -- migration 4 -----------------------------------------------------------------------------
 
 
-def _version_1(conn: sa.Connection) -> None:
-    """A database as version 1 left it: credentials without expiry or error, no OAuth states."""
-    old = sa.MetaData()
-    sa.Table(
-        "credentials",
-        old,
-        sa.Column("consumer", sa.String(200), primary_key=True),
-        sa.Column("key", sa.String(100), primary_key=True),
-        sa.Column("app", sa.String(100), nullable=False),
-        sa.Column("ciphertext", sa.LargeBinary, nullable=False),
-        sa.Column("status", sa.String(20), nullable=False),
-        sa.Column("updated_at", sa.Float, nullable=False),
-    )
-    sa.Table(
-        "schema_version",
-        old,
-        sa.Column("version", sa.Integer, primary_key=True),
-        sa.Column("applied_at", sa.Float, nullable=False),
-    )
-    old.create_all(conn)
-    unchanged = [schema.events, schema.runs, schema.attempts, schema.poll_state, schema.leases]
-    schema.metadata.create_all(conn, tables=unchanged)
-    conn.execute(sa.text("insert into schema_version values (1, 0)"))
-    conn.execute(
-        old.tables["credentials"]
-        .insert()
-        .values(consumer="acme", key="crm", app="crm", ciphertext=b"\0", status="active")
-        .values(updated_at=1.0)
-    )
-
-
 def test_migration_4_extends_a_version_1_database(tmp_path: Path, database: str) -> None:
-    on_database(database, _version_1)
+    on_database(database, release_1)  # credentials without expiry or error, no OAuth states
 
     async def upgrade() -> list[int]:
         store = open_store(database, tmp_path)

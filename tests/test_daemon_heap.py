@@ -24,6 +24,8 @@ def _unfrozen_after() -> Iterator[None]:
 
 def test_settling_keeps_live_objects_out_of_collections() -> None:
     kept = _Node()
+    gc.collect()
+    assert any(o is kept for o in gc.get_objects(generation=2))  # walked by every collection
     heap.settle()
     assert gc.get_freeze_count() > 0
     assert not any(o is kept for o in gc.get_objects(generation=2))  # collections skip it

@@ -17,13 +17,13 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from pg_env import fresh_database
 from store_env import on_database as on
+from store_env import release_1
 
 from rollout_yaml.store import schema
 from rollout_yaml.store.factory import open_store
 from rollout_yaml.store.migrations import LATEST, MIGRATIONS, apply_migrations
 
 T = TypeVar("T")
-RELEASE_1 = Path(__file__).parent / "fixtures" / "migrations"
 
 
 @contextmanager
@@ -63,33 +63,6 @@ def shape(conn: sa.Connection) -> dict[str, Any]:
             ),
         }
     return found
-
-
-def release_1(conn: sa.Connection) -> None:
-    """The database as the first release left it, from that release's own DDL, with rows."""
-    dialect = "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
-    ddl = (RELEASE_1 / f"release_1.{dialect}.sql").read_text()
-    lines = [line for line in ddl.splitlines() if not line.startswith("--")]
-    for statement in "\n".join(lines).split(";"):
-        if statement.strip():
-            conn.execute(sa.text(statement))
-    conn.execute(
-        sa.text(
-            "INSERT INTO events VALUES ('evt_1', 'acme', 'partner', 'order-created', 'k1', "
-            "'{\"order_id\": 1}', 1.0, 'push')"
-        )
-    )
-    conn.execute(
-        sa.text(
-            "INSERT INTO runs (id, consumer, automation, event_id, event_key, status, attempts, "
-            "created_at, updated_at, finished_at) VALUES ('run_1', 'acme', 'orders', 'evt_1', "
-            "'k1', 'succeeded', 1, 1.0, 1.0, 1.0)"
-        )
-    )
-    conn.execute(
-        sa.text("INSERT INTO credentials VALUES ('acme', 'crm', 'crm', :secret, 'active', 1.0)"),
-        {"secret": b"\x00ciphertext"},
-    )
 
 
 def test_migration_1_creates_what_the_first_release_created(tmp_path: Path, database: str) -> None:

@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from daemon_proc import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 ACTIVATE = "source .venv/bin/activate"
@@ -149,14 +150,6 @@ def run_block(copy: Path, commands: list[str], env: dict[str, str], scratch: Pat
     outputs = [piece.split("\n", 1)[1] for piece in pieces]
     # curl ends without a newline: on a terminal the next prompt starts the line
     return [out + "\n" if out and not out.endswith("\n") else out for out in outputs]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
