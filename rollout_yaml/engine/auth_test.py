@@ -64,7 +64,9 @@ async def run(
     (not_found) or its App declares no `auth.test`."""
     target = await credentials.target(env, consumer, key)
     if target is None:
-        raise CredentialRejected(f"credential `{key}`", not_found=True)
+        raise CredentialRejected(
+            f"credential `{key}` is neither declared nor stored for `{consumer}`", not_found=True
+        )
     test = target.app.auth_test
     if test is None:
         raise CredentialRejected(

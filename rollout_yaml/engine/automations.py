@@ -496,9 +496,7 @@ class Automations:
             await self._forget_poll(before, env, gone)
         await self.events.emit("automation.deleted", _event(current))
 
-    def _same_trigger(
-        self, env: CompiledEnvironment, gone: CompiledAutomation
-    ) -> tuple[CompiledAutomation, ...]:
+    def _same_trigger(self, gone: CompiledAutomation) -> tuple[CompiledAutomation, ...]:
         """The automations that could share `gone`'s poll group (the match index has them)."""
         index = self.config.active.index
         return index.automations(gone.consumer, gone.trigger_app, gone.trigger_key)
@@ -508,7 +506,7 @@ class Automations:
     ) -> None:
         """A poll group left without automations is forgotten (state and seen ids)."""
         key = group_key(before, gone)
-        if key is None or any(group_key(after, a) == key for a in self._same_trigger(after, gone)):
+        if key is None or any(group_key(after, a) == key for a in self._same_trigger(gone)):
             return
         await self.store.drop_poll_state(f"poll:{key}", key)
 

@@ -253,7 +253,7 @@ class Executor:
             outcome = interpret(app, action, answer.status, body)
             ok = outcome.ok
             if ok:
-                output = redact_value(outcome.output, secrets)
+                output = outcome.output  # redacted where it is written (`_write`)
             else:
                 message = outcome.error or error_message(app, action, answer.status, body)
         except Exception as exc:

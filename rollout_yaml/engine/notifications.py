@@ -48,7 +48,12 @@ from rollout_yaml.expr.compiled import CompiledEnvironment
 from rollout_yaml.http.client import AppClients
 from rollout_yaml.http.errors import SendError
 from rollout_yaml.http.request import PreparedRequest
-from rollout_yaml.http.signatures import standard_signature
+from rollout_yaml.http.signatures import (
+    STANDARD_ID,
+    STANDARD_SIGNATURE,
+    STANDARD_TIMESTAMP,
+    standard_signature,
+)
 from rollout_yaml.store.base import Store
 from rollout_yaml.store.records import NewNotification, Notification, RunUpdate, new_id
 
@@ -257,10 +262,10 @@ class Notifications:
             headers={
                 "Content-Type": "application/json",
                 "User-Agent": "rollout-yaml",
-                "webhook-id": notice.id,
-                "webhook-timestamp": str(timestamp),
+                STANDARD_ID: notice.id,
+                STANDARD_TIMESTAMP: str(timestamp),
                 # one signature per secret (several while rotating): receivers accept any
-                "webhook-signature": " ".join(
+                STANDARD_SIGNATURE: " ".join(
                     standard_signature(key, notice.id, timestamp, body) for key in keys
                 ),
             },

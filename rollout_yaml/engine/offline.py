@@ -71,14 +71,6 @@ def _show(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
-def run_tests(
-    apps: Mapping[str, CompiledApp],
-    blueprints: Mapping[str, CompiledBlueprint],
-    pattern: str | None = None,
-) -> list[CaseResult]:
-    return list(iter_tests(apps, blueprints, pattern))
-
-
 def count_tests(
     apps: Mapping[str, CompiledApp],
     blueprints: Mapping[str, CompiledBlueprint],

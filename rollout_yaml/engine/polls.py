@@ -322,10 +322,7 @@ class PollFetch:
             if exchange.unrenewable is not None:
                 raise PollFailed("credential", str(exchange.unrenewable))
             if exchange.error is not None:
-                kind = "egress" if exchange.error.error_kind == "egress" else "transport"
-                if isinstance(exchange.error, BadAnswer):
-                    kind = "response"
-                raise PollFailed(kind, f"page {number}: {exchange.error}")
+                raise PollFailed(exchange.error.error_kind, f"page {number}: {exchange.error}")
             answer = exchange.answer
             assert answer is not None
             try:

@@ -15,7 +15,6 @@ share one quota.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections import deque
@@ -122,15 +121,6 @@ class RateLimiter:
 
     async def sent(self, quota: Quota, slot: Slot) -> None:
         """Nothing to do: in one process a slot's time is when its send leaves."""
-
-    async def acquire(self, quota: Quota | None) -> float:
-        """Wait for a slot (a sleep: other sends go on meanwhile); return the seconds waited."""
-        if quota is None:
-            return 0.0
-        wait = self.reserve(quota)
-        if wait > 0:
-            await asyncio.sleep(wait)
-        return wait
 
     def _window(self, quota: Quota) -> _Window:
         window = self._windows.get(quota.key)
