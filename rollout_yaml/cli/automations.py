@@ -5,7 +5,6 @@ as every API write is). Through the running daemon's admin API, else on the data
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,8 +24,7 @@ from rollout_yaml.engine.metrics import Metrics
 from rollout_yaml.expr.compiled import CompiledEnvironment
 from rollout_yaml.expr.incremental import Change
 from rollout_yaml.server.views import listed_view
-from rollout_yaml.store.factory import UnsupportedDatabase, open_store
-from rollout_yaml.store.sqlite import StoreLocked
+from rollout_yaml.store.base import Store
 
 T = TypeVar("T")
 env_option = click.option("--env", required=True, help="The environment (environments/<env>/).")
@@ -35,31 +33,18 @@ consumer_option = click.option("--consumer", default=None, help="Only this consu
 
 def _offline(env: Environment, work: Callable[[Automations], Awaitable[T]]) -> T:
     """`work` on the environment's database (migrated first), with no daemon running it."""
-    try:
-        store = open_store(env.compiled.settings.database, env.layout.env_dir(env.name))
-    except UnsupportedDatabase as exc:
-        fail(str(exc))
-        raise  # unreachable: fail() exits
 
-    async def go() -> T:
-        await store.open()
+    async def with_automations(store: Store) -> T:
         config = LiveConfig(env.compiled)
 
         def activate(compiled: CompiledEnvironment, change: Change) -> None:
             config.swap_changed(compiled, change, reloaded=False)
 
         service = Automations(config, store, Metrics(), activate)
-        try:
-            await service.load()
-            return await work(service)
-        finally:
-            await store.close()
+        await service.load()
+        return await work(service)
 
-    try:
-        return asyncio.run(go())
-    except StoreLocked as exc:
-        fail(f"{exc}. A daemon runs this environment but its admin API does not answer")
-        raise  # unreachable
+    return daemon_link.on_store(env, with_automations)
 
 
 def _views(env: Environment, consumer: str | None) -> list[dict[str, Any]]:

@@ -8,7 +8,6 @@ shows keys, Apps and statuses; `set` reads secret fields from a hidden prompt or
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -36,8 +35,6 @@ from rollout_yaml.engine.runtime import owner_id
 from rollout_yaml.http.client import AppClients
 from rollout_yaml.server.views import credential_views
 from rollout_yaml.store.base import Store
-from rollout_yaml.store.factory import UnsupportedDatabase, open_store
-from rollout_yaml.store.sqlite import StoreLocked
 
 T = TypeVar("T")
 
@@ -51,29 +48,15 @@ STATUS_STYLE = {
 
 def _offline(env: Environment, work: Callable[[Store, Credentials], Awaitable[T]]) -> T:
     """Run `work` on the environment's database (migrated first), with no daemon."""
-    try:
-        store = open_store(env.compiled.settings.database, env.layout.env_dir(env.name))
-    except UnsupportedDatabase as exc:
-        fail(str(exc))
-        raise  # unreachable: fail() exits
 
-    async def go() -> T:
-        await store.open()
+    async def with_credentials(store: Store) -> T:
         clients = AppClients()
         try:
             return await work(store, Credentials(store, clients, owner_id()))
         finally:
             await clients.close()
-            await store.close()
 
-    try:
-        return asyncio.run(go())
-    except StoreLocked as exc:
-        fail(
-            f"{exc}. A daemon seems to run this environment but its admin API at {env.url} "
-            "does not answer (is auth.admin_token set, and the address right? see --url)"
-        )
-        raise  # unreachable
+    return daemon_link.on_store(env, with_credentials)
 
 
 def _check_consumer(env: Environment, consumer: str) -> None:

@@ -78,7 +78,8 @@ class Environment:
 
 def load(layout: Layout, env: str, url: str | None = None) -> Environment:
     """The compiled environment (exit 2 if it cannot be loaded) and its daemon's address:
-    `--url`, else the one a running daemon published, else the `server:` settings."""
+    `--url`, else the one a running daemon published, else none (commands then work on the
+    database directly)."""
     compiled, diagnostics = load_and_compile(layout, env)
     if compiled is None:
         print_diagnostics(diagnostics, layout.root, err=True)
@@ -221,26 +222,37 @@ def vars_of(query: RunQuery) -> dict[str, Any]:
 
 def _with_store(env: Environment, read: Callable[[Store], Awaitable[T]], empty: T) -> T:
     """Open the environment's database, read, close. No database file yet: `empty`."""
+    return on_store(env, read, empty=empty)
+
+
+_NO_EMPTY: Any = object()
+
+
+def on_store(env: Environment, work: Callable[[Store], Awaitable[T]], *, empty: T = _NO_EMPTY) -> T:
+    """`work` on the environment's database (migrated first), with no daemon running it; the
+    store is closed after. With `empty`, a SQLite file not created yet gives `empty` instead.
+    A database in a daemon's hands, or unreachable, exits with what to do about it."""
     try:
         store = open_store(env.compiled.settings.database, env.layout.env_dir(env.name))
     except UnsupportedDatabase as exc:
         fail(str(exc))
         raise  # unreachable: fail() exits
-    if isinstance(store, SQLiteStore) and not store.path.exists():
+    if empty is not _NO_EMPTY and isinstance(store, SQLiteStore) and not store.path.exists():
         return empty
 
     async def go() -> T:
         await store.open()
         try:
-            return await read(store)
+            return await work(store)
         finally:
             await store.close()
 
     try:
         return asyncio.run(go())
     except StoreLocked as exc:
+        where = f"at {env.url}" if env.url else "(it has published no address)"
         fail(
-            f"{exc}. A daemon seems to run this environment but its admin API at {env.url} "
+            f"{exc}. A daemon seems to run this environment but its admin API {where} "
             "does not answer (is auth.admin_token set, and the address right? see --url)",
             EXIT_USAGE,
         )

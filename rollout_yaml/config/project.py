@@ -18,11 +18,6 @@ def nearest_project(start: Path | None = None) -> Path | None:
     return next((folder for folder in (here, *here.parents) if is_project(folder)), None)
 
 
-def find_project(start: Path | None = None) -> Path:
-    """`nearest_project`, or `start` itself when there is none."""
-    return nearest_project(start) or (start or Path.cwd()).resolve()
-
-
 @dataclass(frozen=True)
 class Layout:
     root: Path

@@ -141,9 +141,7 @@ def router(runtime: Runtime) -> APIRouter:
             cursor = (compat.run_id_of(before) or before) if before else None
             # hidden statuses are skipped below: ask for more so that a page stays full
             query = RunQuery(who, automation, ours[0] if ours else None, None, cursor, limit * 4)
-            listed = await runtime.store.list_runs(query)
-            full = [await runtime.store.get_run(r.id, who) for r in listed]
-            candidates = [r for r in full if r is not None]
+            candidates = await runtime.store.list_runs(query)  # without attempts
         if automation_id and run_uuid:
             candidates = [
                 r
@@ -159,7 +157,11 @@ def router(runtime: Runtime) -> APIRouter:
             if status in ("SERVER_ERROR", "USER_ERROR") and theirs != status:
                 continue
             shown.append(run)
-        return shown[:limit]
+        if run_uuid:
+            return shown
+        # only the page's runs are read in full (their attempts), not every one listed
+        full = [await runtime.store.get_run(r.id, who) for r in shown[:limit]]
+        return [r for r in full if r is not None]
 
     @api.post("/credentials", status_code=201, summary="Add an API-token credential")
     async def add_credential(who: Consumer, body: Body) -> JSONResponse:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from rollout_yaml.engine import auth_test
 from rollout_yaml.engine.automations import AutomationRefused, Listed
@@ -21,8 +21,8 @@ from rollout_yaml.engine.runtime import Runtime
 from rollout_yaml.expr.compiled import CompiledApp, CompiledEnvironment
 from rollout_yaml.server import compat, reads, trpc
 from rollout_yaml.server.auth import VerifiedTokens, bearer
+from rollout_yaml.server.body import parse as parse_body
 from rollout_yaml.server.connect_react_api import PREFIX as CONNECT_REACT
-from rollout_yaml.server.errors import validation_details
 from rollout_yaml.server.trpc import (
     Procedure,
     TRPCError,
@@ -137,13 +137,9 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def parse(model: type[M], given: Any) -> M:
-    """The call's input as `model`, or BAD_REQUEST naming each field (as zod refuses)."""
-    try:
-        return model.model_validate({} if given is None else given)
-    except ValidationError as exc:
-        details = validation_details(exc.errors(include_url=False, include_input=False))
-        first = details[0]
-        raise TRPCError("BAD_REQUEST", f"{first['path']}: {first['message']}", details) from exc
+    """The call's input as `model`; a refusal naming each field is answered BAD_REQUEST (as
+    zod refuses) by `trpc.as_trpc_error`."""
+    return parse_body(model, {} if given is None else given)
 
 
 # -- shapes ------------------------------------------------------------------------------

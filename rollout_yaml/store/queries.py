@@ -105,7 +105,7 @@ def apply_grouped(
             start += size
     records = [i for i, (fn, _) in enumerate(calls) if fn is record]
     if records:
-        record_many(conn, [_record_args(*calls[i][1]) for i in records])
+        record_many(conn, [calls[i][1] for i in records])  # (update, attempt, notices)
         results.update(dict.fromkeys(records))
     for i, (fn, args) in enumerate(calls):
         if i not in results:
@@ -160,14 +160,6 @@ def _row(record: Any) -> dict[str, Any]:
 
 
 Recorded = tuple[RunUpdate, Attempt | None, Sequence[NewNotification]]
-
-
-def _record_args(
-    update: RunUpdate,
-    attempt: Attempt | None,
-    notices: Sequence[NewNotification] = (),
-) -> Recorded:
-    return update, attempt, notices
 
 
 def record(

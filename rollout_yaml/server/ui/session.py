@@ -36,10 +36,6 @@ class Session:
     nonce: str
     theme: str = ""
 
-    @property
-    def is_operator(self) -> bool:
-        return self.kind == "operator"
-
 
 def new_session(kind: Kind, consumer: str | None, expires_at: float, theme: str = "") -> Session:
     return Session(kind, consumer, expires_at, secrets.token_urlsafe(18), theme)
