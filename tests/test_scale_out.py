@@ -216,8 +216,12 @@ def test_three_replicas_poll_a_group_once_per_interval(
     polls = sorted(seen.at for seen in shop.pages_of("/cursor/items"))
     gaps = [b - a for a, b in itertools.pairwise(polls)]
     assert len(polls) >= 5
-    # one poll per 2 s interval across the three replicas, not one per replica
-    assert min(gaps) > 1.5, f"polled twice within an interval: {gaps}"
+    # one poll per 2 s interval across the three replicas, not one per replica (three would
+    # leave gaps of 0.67 s on average). An interval counts from the poll's start as recorded;
+    # the request reaches the App a moment later, less promptly on a busy machine, so one gap
+    # may be a few hundred milliseconds short of 2 s.
+    assert min(gaps) > 1.0, f"polled twice within an interval: {gaps}"
+    assert sum(gaps) / len(gaps) > 1.8, f"polled more often than every 2 s: {gaps}"
     deliveries = Counter(r.path for r in app.requests if r.path.startswith("/orders/"))
     assert deliveries == Counter({f"/orders/{n}": 2 for n in range(1, 36)})
 
