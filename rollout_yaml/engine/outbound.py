@@ -194,6 +194,7 @@ class Call:
             sent, answer = await self.flow.send(request, transport)
         except SendError as exc:
             sent = self.flow.sent or request
+            self.secrets = secrets_with(self.secrets, self.flow.secrets())  # a renewed token
             return Exchange(
                 sent,
                 None,
