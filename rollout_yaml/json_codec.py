@@ -45,10 +45,8 @@ def loads(data: bytes | str) -> Any:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise _explained(data, exc) from None
-    if _brackets(data) > MAX_DEPTH:
-        path = _too_deep(value)
-        if path is not None:
-            raise JSONRejected(f"nested deeper than {MAX_DEPTH} levels", path)
+    if _brackets(data) > MAX_DEPTH and _deeper_than(value, MAX_DEPTH):
+        raise JSONRejected(f"nested deeper than {MAX_DEPTH} levels", _too_deep(value) or "$")
     return value
 
 
@@ -92,6 +90,24 @@ def _brackets(data: bytes | str) -> int:
     if isinstance(data, str):
         return data.count("[") + data.count("{")
     return data.count(b"[") + data.count(b"{")
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether containers nest more than `limit` levels, a level at a time: no path is built,
+    so a wide body with many brackets costs little more than its parse."""
+    level = [value] if isinstance(value, dict | list) else []
+    depth = 1
+    while level:
+        if depth > limit:
+            return True
+        below = []
+        for node in level:
+            for child in node.values() if type(node) is dict else node:
+                if type(child) is dict or type(child) is list:
+                    below.append(child)
+        level = below
+        depth += 1
+    return False
 
 
 def _child_path(path: str, key: str | int) -> str:
