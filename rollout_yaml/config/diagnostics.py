@@ -50,8 +50,10 @@ class Diagnostic:
     def is_error(self) -> bool:
         return self.severity is Severity.ERROR
 
-    def sort_key(self) -> tuple[str, int, int, str]:
-        return (self.file, self.line, self.col, self.code)
+    def sort_key(self) -> tuple[str, int, int, str, str]:
+        """Place, then code, then message: findings at one place come out in the same order
+        on every run (a set's order changes with each process's string hashing)."""
+        return (self.file, self.line, self.col, self.code, self.message)
 
     def to_dict(self) -> dict[str, object]:
         """The JSON shape: the span's end and related places only where they are known."""

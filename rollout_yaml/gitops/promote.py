@@ -205,7 +205,7 @@ def plan_promotion(
         if d.is_error and d.file.startswith(own) and not d.file.startswith(release)
     ]
     places = _Places(config)
-    ordered = sorted(set(problems), key=lambda d: (*d.sort_key(), d.message))
+    ordered = sorted(set(problems), key=Diagnostic.sort_key)
     plan.broken.extend(_classify(d, places) for d in ordered)
     return plan
 
