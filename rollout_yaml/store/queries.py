@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from rollout_yaml.store import sqlite_rows
 from rollout_yaml.store.records import (
     TERMINAL,
     Attempt,
@@ -65,13 +66,12 @@ def ingest(
     multi-row statements however large the batch."""
     if not batch:
         return []
-    insert_event = _insert_ignoring_duplicates(conn, events).returning(events.c.id)
-    inserted = set(conn.execute(insert_event, [_row(event) for event, _ in batch]).scalars())
+    event_rows = [_row(event) for event, _ in batch]
+    inserted = set(_insert(conn, events, event_rows, ignore_duplicates=True, returning="id"))
     run_rows = [
         _run_row(run) for event, new_runs in batch if event.id in inserted for run in new_runs
     ]
-    if run_rows:
-        conn.execute(sa.insert(runs).returning(runs.c.id), run_rows).all()
+    _insert(conn, runs, run_rows)
     out: list[Ingested] = []
     for event, new_runs in batch:
         if event.id in inserted:
@@ -87,6 +87,43 @@ def ingest(
         ).scalar_one()
         out.append(Ingested(existing, False, ()))
     return out
+
+
+def _insert(
+    conn: sa.Connection,
+    table: sa.Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    ignore_duplicates: bool = False,
+    returning: str | None = None,
+) -> list[Any]:
+    """A multi-row INSERT of the hot path: straight to the driver on SQLite (`sqlite_rows`),
+    SQLAlchemy's statement on PostgreSQL."""
+    if not rows:
+        return []
+    if conn.dialect.name == "sqlite":
+        return sqlite_rows.insert_rows(
+            conn, table, rows, ignore_duplicates=ignore_duplicates, returning=returning
+        )
+    return insert_with_sqlalchemy(
+        conn, table, rows, ignore_duplicates=ignore_duplicates, returning=returning
+    )
+
+
+def insert_with_sqlalchemy(
+    conn: sa.Connection,
+    table: sa.Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    ignore_duplicates: bool = False,
+    returning: str | None = None,
+) -> list[Any]:
+    """`_insert` through SQLAlchemy (PostgreSQL; and the tests' reference for SQLite)."""
+    statement = _insert_ignoring_duplicates(conn, table) if ignore_duplicates else sa.insert(table)
+    # RETURNING makes SQLAlchemy send one multi-row INSERT instead of a row-by-row loop
+    column = table.c[returning] if returning is not None else next(iter(table.primary_key))
+    found = conn.execute(statement.returning(column), list(rows)).scalars().all()
+    return list(found) if returning is not None else []
 
 
 def apply_grouped(
@@ -175,10 +212,7 @@ def record_many(conn: sa.Connection, items: Sequence[Recorded]) -> None:
     """Save attempts and run states: one multi-row INSERT and one executemany UPDATE (a
     statement compiled once and cached), however many runs the batch holds. The
     notifications that report them (a run's end) are inserted in the same transaction."""
-    attempt_rows = [_row(attempt) for _, attempt, _ in items if attempt is not None]
-    if attempt_rows:
-        # RETURNING makes SQLAlchemy send one multi-row INSERT instead of a row-by-row loop
-        conn.execute(sa.insert(attempts).returning(attempts.c.number), attempt_rows).all()
+    _insert(conn, attempts, [_row(attempt) for _, attempt, _ in items if attempt is not None])
     add_notifications(conn, [notice for _, _, notices in items for notice in notices])
     rows = []
     for update, _, _ in items:
