@@ -90,24 +90,12 @@ def ingest(
 
 
 def _insert(
-    conn: sa.Connection,
-    table: sa.Table,
-    rows: Sequence[dict[str, Any]],
-    *,
-    ignore_duplicates: bool = False,
-    returning: str | None = None,
+    conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]], **options: Any
 ) -> list[Any]:
     """A multi-row INSERT of the hot path: straight to the driver on SQLite (`sqlite_rows`),
-    SQLAlchemy's statement on PostgreSQL."""
-    if not rows:
-        return []
-    if conn.dialect.name == "sqlite":
-        return sqlite_rows.insert_rows(
-            conn, table, rows, ignore_duplicates=ignore_duplicates, returning=returning
-        )
-    return insert_with_sqlalchemy(
-        conn, table, rows, ignore_duplicates=ignore_duplicates, returning=returning
-    )
+    SQLAlchemy's statement on PostgreSQL. Options: `ignore_duplicates`, `returning`."""
+    insert = sqlite_rows.insert_rows if conn.dialect.name == "sqlite" else insert_with_sqlalchemy
+    return insert(conn, table, rows, **options)
 
 
 def insert_with_sqlalchemy(
@@ -119,6 +107,8 @@ def insert_with_sqlalchemy(
     returning: str | None = None,
 ) -> list[Any]:
     """`_insert` through SQLAlchemy (PostgreSQL; and the tests' reference for SQLite)."""
+    if not rows:
+        return []
     statement = _insert_ignoring_duplicates(conn, table) if ignore_duplicates else sa.insert(table)
     # RETURNING makes SQLAlchemy send one multi-row INSERT instead of a row-by-row loop
     column = table.c[returning] if returning is not None else next(iter(table.primary_key))
