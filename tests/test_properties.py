@@ -29,6 +29,7 @@ from app_server import Answer, AppServer
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from machines import CHAT_BLUEPRINT, run_machine
 from server_harness import ACME_TOKEN, GLOBEX_TOKEN, JWT_SECRET, LiveEnvironment
+from strategies import ODD_JSON
 
 from rollout_yaml import json_codec
 
@@ -76,19 +77,6 @@ automations:
     credentials: { action: sink }
 """
 
-# Valid JSON that is unusual: unicode of every plane, big and negative numbers, empty keys and
-# strings, nesting well within the limit.
-ODD_JSON = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=8),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
 EVENT_IDS = st.one_of(st.none(), st.sampled_from(["a", "b", "c", "d"]), st.integers(0, 3))
 PAYLOADS = st.fixed_dictionaries(
     {"order_id": st.integers(1, 10**6), "total": st.sampled_from([1, 20, 50, 500])},

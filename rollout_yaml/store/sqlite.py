@@ -102,6 +102,21 @@ def _configure(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def create_engine(path: Path) -> sa.Engine:
+    """The store's engine for the file at `path`: its JSON codec and, on every connection, WAL,
+    `synchronous=NORMAL`, a busy timeout and foreign keys."""
+    engine = sa.create_engine(
+        f"sqlite:///{path}",
+        poolclass=QueuePool,
+        pool_size=5,
+        connect_args={"check_same_thread": False},
+        json_serializer=json_codec.dumps_text,
+        json_deserializer=json_codec.loads_stored,
+    )
+    event.listen(engine, "connect", _configure)
+    return engine
+
+
 def _begin_immediate(conn: sa.Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -128,15 +143,7 @@ class SQLiteStore(QueryStore):
     async def open(self) -> list[int]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._take_lock()
-        self._engine = sa.create_engine(
-            f"sqlite:///{self.path}",
-            poolclass=QueuePool,
-            pool_size=5,
-            connect_args={"check_same_thread": False},
-            json_serializer=json_codec.dumps_text,
-            json_deserializer=json_codec.loads_stored,
-        )
-        event.listen(self._engine, "connect", _configure)
+        self._engine = create_engine(self.path)
         if self.among_processes:
             self._turns = open(self.path.with_suffix(".write-lock"), "a")  # noqa: SIM115
         self._writer = threading.Thread(target=self._write_loop, name="sqlite-writer", daemon=True)
